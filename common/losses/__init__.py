@@ -1,0 +1,14 @@
+"""Losses and loss-weight schedules for multi-task training."""
+
+from .focal import ClassificationFocalLoss
+from .multitask import MultiTaskLoss
+from .schedules import DynamicWeight, FixedWeights, FreezeTraining, LossWeightSchedule
+
+__all__ = [
+    "ClassificationFocalLoss",
+    "DynamicWeight",
+    "FixedWeights",
+    "FreezeTraining",
+    "LossWeightSchedule",
+    "MultiTaskLoss",
+]

@@ -1,0 +1,47 @@
+"""Evaluation metrics of the MMRAN paper (§4.2, eq. 16-23) that MONAI lacks, with their ignite handlers.
+
+Use MONAI directly for Dice (``DiceMetric`` / ``MeanDice``), MIoU (``MeanIoU`` / ``MeanIoUHandler`` with
+``include_background=True``, see :func:`mean_iou_metric`) and macro ROC AUC (``ROCAUCMetric`` / ``ROCAUC``).
+"""
+
+from .classification import (
+    REPORT_SCALARS,
+    ClassificationReport,
+    ClassificationReportMetric,
+    ConfusionMatrixSaver,
+    ROCAUCForClass,
+    ROCAUCForClassMetric,
+    classification_report,
+    save_confusion_matrix,
+    to_class_labels,
+)
+from .combined import AverageOfMetrics
+from .segmentation import (
+    HausdorffDistance95mm,
+    HausdorffDistance95mmMetric,
+    MeanPixelAccuracy,
+    MeanPixelAccuracyMetric,
+    compute_mean_pixel_accuracy,
+    mean_iou_metric,
+    spacing_from_meta,
+)
+
+__all__ = [
+    "AverageOfMetrics",
+    "REPORT_SCALARS",
+    "ClassificationReport",
+    "ClassificationReportMetric",
+    "ConfusionMatrixSaver",
+    "HausdorffDistance95mm",
+    "HausdorffDistance95mmMetric",
+    "MeanPixelAccuracy",
+    "MeanPixelAccuracyMetric",
+    "ROCAUCForClass",
+    "ROCAUCForClassMetric",
+    "classification_report",
+    "compute_mean_pixel_accuracy",
+    "mean_iou_metric",
+    "save_confusion_matrix",
+    "spacing_from_meta",
+    "to_class_labels",
+]
