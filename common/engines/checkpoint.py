@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
+
+from common.data.atomic import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +48,9 @@ def cpu_state_dict(network: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def load_network_weights(network: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:

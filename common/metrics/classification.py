@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -27,6 +26,8 @@ from matplotlib.figure import Figure
 from monai.handlers import IgniteMetricHandler, from_engine
 from monai.metrics import CumulativeIterationMetric, ROCAUCMetric, compute_roc_auc
 from monai.utils import convert_to_numpy, convert_to_tensor
+
+from common.data.atomic import atomic_output
 
 __all__ = [
     "REPORT_SCALARS",
@@ -226,19 +227,8 @@ class ROCAUCForClass(IgniteMetricHandler):
 
 def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` through a temporary file in the same folder and ``os.replace`` it into place."""
-    path = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def _figure(cm: np.ndarray, class_names: Sequence[str]) -> Figure:

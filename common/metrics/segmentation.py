@@ -59,11 +59,17 @@ def _check_shapes(y_pred: torch.Tensor, y: torch.Tensor) -> None:
 def _aggregate(
     metric: CumulativeIterationMetric, reduction: MetricReduction | str, get_not_nans: bool
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Reduce the (B, C) buffer of ``metric`` over its not-nan values, as MONAI's metrics do."""
+    """Reduce the (B, C) buffer of ``metric`` over its not-nan values, as MONAI's metrics do.
+
+    Unlike MONAI (which reports 0), a reduction over no valid value at all is nan: an HD95 of 0 mm when
+    every prediction was empty would read as a perfect result.
+    """
     data = metric.get_buffer()
     if not isinstance(data, torch.Tensor):
         raise ValueError(f"{metric}: nothing to aggregate, call the metric on some data first.")
     f, not_nans = do_metric_reduction(data, reduction)
+    if isinstance(f, torch.Tensor) and isinstance(not_nans, torch.Tensor) and f.shape == not_nans.shape:
+        f = torch.where(not_nans > 0, f, torch.full_like(f, float("nan")))
     return (f, not_nans) if get_not_nans else f
 
 

@@ -34,5 +34,8 @@ class ToSingleChannelSliced(MapTransform):
                 img = img[:3]
             if img.shape[0] > 1:
                 img = img.mean(dim=0, keepdim=True)
+            if isinstance(img, MetaTensor):
+                # keep the meta data 2D too: MONAI's SaveImage reads the channel layout from it
+                img.meta["spatial_shape"] = tuple(img.shape[1:])
             d[key] = img
         return d
