@@ -145,7 +145,7 @@ def demo_mmran(spec: DemoSpec, out: Path) -> list[str]:
 
     metrics = {
         row[0]: row[1]
-        for row in csv.reader(open(work / "eval" / "metrics.csv"), delimiter="\t")
+        for row in csv.reader(open(work / "eval" / "metrics.csv"))
         if len(row) > 1
     }
     probabilities = {

@@ -81,10 +81,27 @@ def check_slice_file(path: str | os.PathLike) -> None:
         raise DataFormatError(path, f"image has {int((~np.isfinite(array)).sum())} NaN or infinite pixels")
 
 
+def output_stem(path: str | os.PathLike) -> str:
+    """The name outputs are written under: the file name without its image suffix."""
+    path = Path(path)
+    return path.name[: -len(_suffix(path))] if _suffix(path) else path.name
+
+
 def split_usable(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """(usable paths, [(bad path, problem)]): every path checked with :func:`check_slice_file`."""
+    """(usable paths, [(bad path, problem)]): every path checked with :func:`check_slice_file`.
+
+    Outputs are named after the input's stem, so a second input with the same stem (``a.png`` beside
+    ``a.nii.gz``) is reported rather than allowed to overwrite the first one's results.
+    """
     usable, failed = [], []
+    first_with_stem: dict[str, str] = {}
     for path in paths:
+        stem = output_stem(path)
+        if stem in first_with_stem:
+            problem = f"has the same name stem as {first_with_stem[stem]}; its outputs would overwrite those"
+            logger.error("skipping %s: %s", path, problem)
+            failed.append((os.fspath(path), problem))
+            continue
         try:
             check_slice_file(path)
         except DataFormatError as err:
@@ -92,6 +109,7 @@ def split_usable(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
             failed.append((os.fspath(path), err.problem))
         else:
             usable.append(os.fspath(path))
+            first_with_stem[stem] = os.fspath(path)
     return usable, failed
 
 
