@@ -95,7 +95,7 @@ def test_inference_on_mat_nifti_png_skips_bad_inputs(trained, tmp_path):
     nifti_affine = np.diag([0.7, 0.7, 3.0, 1.0])
     nib.save(nib.Nifti1Image(image[:, :96, None], nifti_affine), inputs / "slice.nii.gz")
     Image.fromarray((255 * image / image.max()).astype(np.uint8).T[:100]).save(inputs / "rendered.png")
-    shutil.copy(inputs / "rendered.png", inputs / "rendered.tif.png")
+    Image.open(inputs / "rendered.png").convert("RGBA").save(inputs / "rendered.tif.png")  # RGBA rendering
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(inputs / "slice.png")  # same stem as slice.nii.gz
     (inputs / "broken.mat").write_bytes(phantom[2].read_bytes()[:2000])
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 4), np.float32), np.eye(4)), inputs / "volume.nii.gz")
@@ -111,7 +111,8 @@ def test_inference_on_mat_nifti_png_skips_bad_inputs(trained, tmp_path):
     )
 
     rows = list(csv.DictReader(open(out / "class_probabilities.csv")))
-    assert sorted(r["file"].split("/")[-1] for r in rows) == ["1.mat", "2.mat", "rendered.png", "rendered.tif.png", "slice.nii.gz"]
+    written = sorted(r["file"].split("/")[-1] for r in rows)
+    assert written == ["1.mat", "2.mat", "rendered.png", "rendered.tif.png", "slice.nii.gz"]
     for r in rows:
         probs = [float(r[f"p_{c}"]) for c in ("meningioma", "glioma", "pituitary")]
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
@@ -126,8 +127,8 @@ def test_inference_on_mat_nifti_png_skips_bad_inputs(trained, tmp_path):
     nifti_mask = nib.load(out / "slice_seg.nii.gz")
     assert nifti_mask.shape[:2] == (image.shape[0], 96)
     np.testing.assert_allclose(nifti_mask.affine, nifti_affine, atol=1e-6)
-    png_mask = nib.load(out / "rendered_seg.nii.gz")
-    assert png_mask.shape[:2] == (image.shape[0], 100)
+    for name in ("rendered_seg.nii.gz", "rendered.tif_seg.nii.gz"):
+        assert nib.load(out / name).shape == (image.shape[0], 100)
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
     # the trained model finds the tumour on a held-out style slice
     truth = read_figshare_mat(phantom[0]).mask

@@ -372,3 +372,13 @@ def test_write_datalist_atomic(tmp_path: Path) -> None:
     path = write_datalist({"training": [{"image": "1.mat"}]}, tmp_path / "a" / "b" / "dl.json")
     assert json.loads(path.read_text()) == {"training": [{"image": "1.mat"}]}
     assert [p.name for p in path.parent.iterdir()] == ["dl.json"]
+
+
+def test_patient_split_spreads_tumour_types(tmp_path):
+    """With 10 patients of each type, the 3-patient validation and test splits hold one of each type."""
+    make_figshare_phantoms(tmp_path, n_patients=30, slices_per_patient=1, size=64, seed=3)
+    for seed in (1029, 7):
+        dl = build_figshare_datalist(tmp_path, seed=seed)
+        assert [len(dl[k]) for k in ("training", "validation", "testing")] == [24, 3, 3]
+        assert sorted(it["class"] for it in dl["validation"]) == [0, 1, 2]
+        assert sorted(it["class"] for it in dl["testing"]) == [0, 1, 2]

@@ -81,11 +81,38 @@ def split_counts(n: int, ratios: Sequence[float]) -> list[int]:
     return counts.tolist()
 
 
-def _shuffled(patients: Sequence[str], seed: int) -> list[str]:
-    """Sorted unique patients, shuffled by ``numpy.random.default_rng(seed)``."""
-    unique = sorted(set(patients))
-    order = np.random.default_rng(seed).permutation(len(unique))
-    return [unique[i] for i in order]
+def _assign_by_class(
+    items: Sequence[dict[str, Any]], ratios: Sequence[float], names: Sequence[str], seed: int
+):
+    """Patient -> split name: split sizes by ``ratios`` over all patients, tumour types spread evenly.
+
+    The number of patients per split is :func:`split_counts` of the patient count. Patients are grouped by
+    tumour type (the most frequent class of their slices) and each group's sorted ids are shuffled with one
+    ``numpy.random.default_rng(seed)``. The smaller splits (the last names first) are then filled by taking
+    patients from the types in turn, so a 3-patient test split holds one patient of each type; the first
+    split (training) takes the rest.
+    """
+    classes_of: dict[str, list[int]] = {}
+    for it in items:
+        classes_of.setdefault(it["patient"], []).append(int(it["class"]))
+    groups: dict[int, list[str]] = {}
+    for patient in sorted(classes_of):
+        classes = classes_of[patient]
+        groups.setdefault(max(sorted(set(classes)), key=classes.count), []).append(patient)
+    rng = np.random.default_rng(seed)
+    queues = [[groups[c][i] for i in rng.permutation(len(groups[c]))] for c in sorted(groups)]
+    counts = split_counts(len(classes_of), ratios)
+    split_of: dict[str, str] = {}
+    turn = 0
+    for name, count in reversed(list(zip(names[1:], counts[1:]))):
+        while count > 0:
+            queue = queues[turn % len(queues)]
+            turn += 1
+            if queue:
+                split_of[queue.pop()] = name
+                count -= 1
+    split_of.update({p: names[0] for queue in queues for p in queue})
+    return split_of
 
 
 def _read_items(root: Path, files: Sequence[Path]) -> list[dict[str, Any]]:
@@ -123,9 +150,10 @@ def build_figshare_datalist(
 ) -> dict[str, Any]:
     """Split the Figshare slices of ``dataset_dir`` by patient into training/validation/testing.
 
-    Without ``cvind_fold``, the sorted unique patient ids are shuffled with
+    Without ``cvind_fold``, the patients of each tumour type are shuffled with
     ``numpy.random.default_rng(seed)`` and cut by ``ratios`` (train:val:test, 8:1:1 and seed 1029 as in
-    the MMRAN paper); each split gets at least one patient when there are enough. With ``cvind_fold``
+    the MMRAN paper), so the split is stratified by type; each split gets at least one patient of a type
+    when there are enough. With ``cvind_fold``
     (1..5), testing is the slices whose ``cvind.mat`` value is that fold and the other patients are cut
     ``ratios[0]:ratios[1]`` into training/validation. Deterministic for a given seed.
 
@@ -147,11 +175,7 @@ def build_figshare_datalist(
     items = _read_items(root, files)
     sections: dict[str, list[dict[str, Any]]] = {name: [] for name in DATALIST_SECTIONS}
     if cvind_fold is None:
-        patients = _shuffled([it["patient"] for it in items], seed)
-        n_train, n_val, _ = split_counts(len(patients), ratios)
-        split_of = {p: "training" for p in patients[:n_train]}
-        split_of.update({p: "validation" for p in patients[n_train : n_train + n_val]})
-        split_of.update({p: "testing" for p in patients[n_train + n_val :]})
+        split_of = _assign_by_class(items, ratios, DATALIST_SECTIONS, seed)
         for it in items:
             sections[split_of[it["patient"]]].append(it)
     else:
@@ -168,12 +192,10 @@ def build_figshare_datalist(
                 stacklevel=2,
             )
         rest = [it for it in rest if it["patient"] not in test_patients]
-        patients = _shuffled([it["patient"] for it in rest], seed)
-        n_train = split_counts(len(patients), (ratios[0], ratios[1]))[0] if patients else 0
-        train = set(patients[:n_train])
+        split_of = _assign_by_class(rest, ratios[:2], DATALIST_SECTIONS[:2], seed)
         sections["testing"] = [it for it, f in zip(items, folds) if f == cvind_fold]
         for it in rest:
-            sections["training" if it["patient"] in train else "validation"].append(it)
+            sections[split_of[it["patient"]]].append(it)
     return {
         "name": "Figshare brain tumour (Cheng et al.)",
         "labels": {str(i): name for i, name in enumerate(FIGSHARE_CLASSES)},

@@ -35,7 +35,9 @@ class ToSingleChannelSliced(MapTransform):
             if img.shape[0] > 1:
                 img = img.mean(dim=0, keepdim=True)
             if isinstance(img, MetaTensor):
-                # keep the meta data 2D too: MONAI's SaveImage reads the channel layout from it
+                # keep the meta data a 2D single-channel slice too (an RGB(A) PNG says channel-last):
+                # MONAI's SaveImage reads the channel layout of the output mask from it
                 img.meta["spatial_shape"] = tuple(img.shape[1:])
+                img.meta["original_channel_dim"] = "no_channel"
             d[key] = img
         return d
