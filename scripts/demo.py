@@ -175,7 +175,8 @@ def demo_mmran(spec: DemoSpec, out: Path) -> list[str]:
     ]
     figures = work / "figures"
     figures.mkdir()
-    for item in test_items[:4]:
+    one_per_patient = list({item["patient"]: item for item in reversed(test_items)}.values())[::-1]
+    for item in one_per_patient[:4]:
         sample = read_figshare_mat(work / "phantom_data" / item["image"])
         stem = Path(item["image"]).stem
         pred = np.asarray(nib.load(work / "predictions" / f"{stem}_seg.nii.gz").dataobj).squeeze()

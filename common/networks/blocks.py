@@ -7,6 +7,7 @@ Every block works in 2D and 3D (``spatial_dims``) and reuses MONAI's ``Convoluti
 * :class:`MultiscaleModule`, :class:`DualPoolChannelAttention`, :class:`MultiscaleResidualAttention` -
   the MRAM of MMRAN (Zhou et al., Int. J. Autom. Comput. / MIR, eq. 1-9).
 * :class:`SpatialPyramidPooling` - SPP (He et al., TPAMI 2015), fixed-length features from any input size.
+* :class:`SEWithDropout` - SE with dropout on the channel weights (Attention R2U-Net, Fig. 2).
 """
 
 from __future__ import annotations
@@ -156,3 +157,20 @@ class SpatialPyramidPooling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([pool(x).flatten(1) for pool in self.pools], dim=1)
+
+
+class SEWithDropout(ChannelSELayer):
+    """Squeeze-and-excitation with dropout on the channel weights (Attention R2U-Net, §2.1 and Fig. 2).
+
+    ``s = Dropout(sigmoid(W2 ReLU(W1 GAP(x))))`` and the output is ``x * s``. MONAI's ``ChannelSELayer``
+    gives the squeeze (global average pooling) and the excitation MLP; the dropout is appended to the
+    excitation, so it acts on the channel weights themselves. The paper motivates it in exactly those
+    terms: "The random change of channel weight helps the network learn the visual expression of
+    different channel features" (§2.1). The paper gives no rate in its text (Table 1 compares with and
+    without dropout only), so ``dropout`` is a parameter; as usual the kept weights are scaled by
+    ``1 / (1 - p)`` in training and the layer is deterministic in eval mode.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, reduction: int = 16, dropout: float = 0.2):
+        super().__init__(spatial_dims, channels, r=_se_ratio(channels, reduction))
+        self.fc.append(nn.Dropout(dropout))
