@@ -144,3 +144,10 @@ def test_class_probability_writer(tmp_path):
     assert rows[0] == ["file", "predicted_class", "p_a", "p_b", "p_c"]
     assert rows[1][:2] == ["x.mat", "b"] and rows[2][:2] == ["y.png", "a"]
     assert float(rows[1][3]) == pytest.approx(0.7)
+
+
+def test_prepare_batch_with_a_single_label_key():
+    batch = {"image": torch.rand(1, 4, 8, 8, 3), "label": torch.ones(1, 1, 8, 8, 3)}
+    image, label = MultiTaskPrepareBatch("label")(batch)
+    assert isinstance(label, torch.Tensor) and label.shape == (1, 1, 8, 8, 3)
+    assert MultiTaskPrepareBatch("label")({"image": batch["image"]})[1] is None

@@ -2,12 +2,29 @@
 
 * :mod:`common.data.figshare`: the Figshare brain-tumour ``.mat`` slices (reader, writer, MONAI reader).
 * :mod:`common.data.datalist`: patient-wise train/validation/test datalists.
+* :mod:`common.data.brats`: BraTS 2020/2021/2023 and MSD Task01 cases: layouts, checks, labels, datalists.
 * :mod:`common.data.phantoms`: synthetic data sets in the real file formats.
 * :mod:`common.data.inference_inputs`: find and check inference inputs, skipping bad files.
 * :mod:`common.data.atomic`, :mod:`common.data.writers`: atomic file output.
 """
 
 from common.data.atomic import atomic_output, atomic_write_text
+from common.data.brats import (
+    BRATS_LABELS,
+    BRATS_LAYOUTS,
+    BRATS_MODALITIES,
+    BRATS_REGIONS,
+    MapBraTSLabelsd,
+    brats_regions,
+    build_brats_datalist,
+    check_brats_case,
+    detect_brats_layout,
+    find_brats_cases,
+    from_canonical_labels,
+    load_brats_datalist_section,
+    prepare_brats_datalist,
+    to_canonical_labels,
+)
 from common.data.datalist import (
     DATALIST_SECTIONS,
     build_figshare_datalist,
@@ -31,10 +48,25 @@ from common.data.figshare import (
     write_figshare_mat,
 )
 from common.data.inference_inputs import check_slice_file, find_slice_files, prepare_slice_inputs
-from common.data.phantoms import make_figshare_phantoms
+from common.data.phantoms import make_brats_phantoms, make_figshare_phantoms
 from common.data.writers import atomic_writer_for
 
 __all__ = [
+    "BRATS_LABELS",
+    "BRATS_LAYOUTS",
+    "BRATS_MODALITIES",
+    "BRATS_REGIONS",
+    "MapBraTSLabelsd",
+    "brats_regions",
+    "build_brats_datalist",
+    "check_brats_case",
+    "detect_brats_layout",
+    "find_brats_cases",
+    "from_canonical_labels",
+    "load_brats_datalist_section",
+    "make_brats_phantoms",
+    "prepare_brats_datalist",
+    "to_canonical_labels",
     "DATALIST_SECTIONS",
     "FIGSHARE_CLASSES",
     "FIGSHARE_FIELDS",

@@ -26,12 +26,14 @@ class MultiTaskPrepareBatch(PrepareBatch):
 
     Args:
         targets: head name -> batch key holding its ground truth. A key missing from the batch (inference
-            without labels) is left out of the target dict.
+            without labels) is left out of the target dict. A single key instead of a mapping returns that
+            entry as a plain tensor (``None`` when absent): evaluators whose metrics compare an assembled
+            prediction with one label map use this, so the label reaches the post transforms unchanged.
         image_key: batch key of the network input.
     """
 
-    def __init__(self, targets: Mapping[str, str], image_key: str = CommonKeys.IMAGE):
-        self.targets = dict(targets)
+    def __init__(self, targets: Mapping[str, str] | str, image_key: str = CommonKeys.IMAGE):
+        self.targets = targets if isinstance(targets, str) else dict(targets)
         self.image_key = image_key
 
     def __call__(
@@ -40,10 +42,13 @@ class MultiTaskPrepareBatch(PrepareBatch):
         device: str | torch.device | None = None,
         non_blocking: bool = False,
         **kwargs: Any,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | torch.Tensor | None]:
         if self.image_key not in batchdata:
             raise KeyError(f"batch has no {self.image_key!r} entry; keys are {sorted(batchdata)}")
         image = _to_device(batchdata[self.image_key], device, non_blocking, **kwargs)
+        if isinstance(self.targets, str):
+            label = batchdata.get(self.targets)
+            return image, None if label is None else _to_device(label, device, non_blocking, **kwargs)
         targets = {
             head: _to_device(batchdata[key], device, non_blocking, **kwargs)
             for head, key in self.targets.items()

@@ -1,9 +1,10 @@
-"""Post-processing helper for dict-of-heads networks."""
+"""Helpers that map between dict-of-heads networks and MONAI's per-key transforms."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 
+import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
@@ -44,4 +45,43 @@ class SplitHeadsd(MapTransform):
             for head in self.heads if self.heads is not None else value:
                 if head in value:
                     d[f"{key}{self.separator}{head}"] = value[head]
+        return d
+
+
+class LabelToHeadMasksd(MapTransform):
+    """Binary target masks per head from one label map: ``d["label_wt"] = isin(d["label"], [1, 2, 3])``.
+
+    For networks whose heads each predict one region (whole tumour, enhancing tumour, ...), so that
+    :class:`common.engines.MultiTaskPrepareBatch` can map each head to its own target key.
+
+    Args:
+        keys: label-map keys.
+        heads: head name -> label values that make up its region.
+        dtype: of the masks (float32 suits Dice/BCE losses).
+        separator: between the key and the head name.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        heads: Mapping[str, Sequence[int]],
+        dtype: torch.dtype = torch.float32,
+        separator: str = "_",
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, allow_missing_keys)
+        if not heads:
+            raise ValueError("LabelToHeadMasksd needs at least one head")
+        self.heads = {name: torch.as_tensor(list(values)) for name, values in heads.items()}
+        self.dtype = dtype
+        self.separator = separator
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            label = d[key]
+            label_tensor = label if isinstance(label, torch.Tensor) else torch.as_tensor(label)
+            for name, values in self.heads.items():
+                mask = torch.isin(label_tensor, values.to(label_tensor.device)).to(self.dtype)
+                d[f"{key}{self.separator}{name}"] = mask
         return d
