@@ -116,7 +116,8 @@ def test_inference_on_mat_nifti_png_skips_bad_inputs(trained, tmp_path):
     for r in rows:
         probs = [float(r[f"p_{c}"]) for c in ("meningioma", "glioma", "pituitary")]
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
-    failed = {r["file"].split("/")[-1]: r["problem"] for r in csv.DictReader(open(out / "failed_inputs.csv"))}
+    failures = csv.DictReader(open(out / "failed_inputs.csv"))
+    failed = {r["input"].split("/")[-1]: r["problem"] for r in failures}
     assert set(failed) == {"broken.mat", "volume.nii.gz", "slice.png"}
     assert "expected a 2D image" in failed["volume.nii.gz"]
     assert "same name stem as" in failed["slice.png"]

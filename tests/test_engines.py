@@ -16,7 +16,7 @@ from common.engines import (
     load_network_weights,
 )
 from common.losses import DynamicWeight, MultiTaskLoss
-from common.transforms import SplitHeadsd, ToSingleChannelSliced
+from common.transforms import LabelToHeadMasksd, SplitHeadsd, ToSingleChannelSliced
 
 
 def test_prepare_batch_builds_per_head_targets():
@@ -151,3 +151,12 @@ def test_prepare_batch_with_a_single_label_key():
     image, label = MultiTaskPrepareBatch("label")(batch)
     assert isinstance(label, torch.Tensor) and label.shape == (1, 1, 8, 8, 3)
     assert MultiTaskPrepareBatch("label")({"image": batch["image"]})[1] is None
+
+
+def test_label_to_head_masks():
+    label = torch.tensor([[[0, 1], [2, 3]]])
+    out = LabelToHeadMasksd("label", heads={"wt": [1, 2, 3], "et": [3], "ncr": [1]})({"label": label})
+    assert out["label_wt"].tolist() == [[[0.0, 1.0], [1.0, 1.0]]]
+    assert out["label_et"].tolist() == [[[0.0, 0.0], [0.0, 1.0]]]
+    assert out["label_ncr"].tolist() == [[[0.0, 1.0], [0.0, 0.0]]]
+    assert out["label_wt"].dtype == torch.float32

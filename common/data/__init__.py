@@ -14,7 +14,10 @@ from common.data.brats import (
     BRATS_LAYOUTS,
     BRATS_MODALITIES,
     BRATS_REGIONS,
+    FromCanonicalBraTSLabelsd,
     MapBraTSLabelsd,
+    brats_case_name,
+    brats_output_name,
     brats_regions,
     build_brats_datalist,
     check_brats_case,
@@ -47,7 +50,12 @@ from common.data.figshare import (
     write_cvind,
     write_figshare_mat,
 )
-from common.data.inference_inputs import check_slice_file, find_slice_files, prepare_slice_inputs
+from common.data.inference_inputs import (
+    check_slice_file,
+    find_slice_files,
+    prepare_brats_inputs,
+    prepare_slice_inputs,
+)
 from common.data.phantoms import make_brats_phantoms, make_figshare_phantoms
 from common.data.writers import atomic_writer_for
 
@@ -56,7 +64,10 @@ __all__ = [
     "BRATS_LAYOUTS",
     "BRATS_MODALITIES",
     "BRATS_REGIONS",
+    "FromCanonicalBraTSLabelsd",
     "MapBraTSLabelsd",
+    "brats_case_name",
+    "brats_output_name",
     "brats_regions",
     "build_brats_datalist",
     "check_brats_case",
@@ -85,6 +96,7 @@ __all__ = [
     "make_figshare_phantoms",
     "mask_border",
     "prepare_figshare_datalist",
+    "prepare_brats_inputs",
     "prepare_slice_inputs",
     "read_cvind",
     "read_figshare_mat",

@@ -63,7 +63,10 @@ __all__ = [
     "BRATS_LAYOUTS",
     "BRATS_MODALITIES",
     "BRATS_REGIONS",
+    "FromCanonicalBraTSLabelsd",
     "MapBraTSLabelsd",
+    "brats_case_name",
+    "brats_output_name",
     "brats_regions",
     "build_brats_datalist",
     "check_brats_case",
@@ -612,3 +615,47 @@ def load_brats_datalist_section(
             if key not in ("image", "label"):
                 item[key] = value
     return items
+
+
+class FromCanonicalBraTSLabelsd(MapTransform):
+    """Inverse of :class:`MapBraTSLabelsd`: canonical labels 0..3 -> the item's data-set codes.
+
+    Predictions are written in the convention of the data set the input came from (ET 4 for BraTS
+    2020/2021, 3 for 2023+; MSD's 1 oedema / 2 non-enhancing / 3 enhancing). The layout is read from
+    ``data[layout_key]`` unless a fixed ``layout`` is given; type and MetaTensor metadata are kept.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = "pred_label",
+        layout_key: str = "layout",
+        layout: str | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.layout_key = layout_key
+        self.layout = _check_layout(layout) if layout is not None else None
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        layout = self.layout or _check_layout(str(d[self.layout_key]))
+        for key in self.key_iterator(d):
+            mapped = from_canonical_labels(convert_to_numpy(d[key]), layout)
+            d[key] = convert_to_dst_type(mapped, d[key], dtype=d[key].dtype)[0]
+        return d
+
+
+def brats_case_name(path: str | os.PathLike) -> str:
+    """The case id of a BraTS input file: its folder's name for the case-folder layouts
+    (``BraTS20_Training_001/BraTS20_Training_001_flair.nii.gz``), else the file name without ``.nii[.gz]``
+    (MSD ``BRATS_001.nii.gz``)."""
+    path = Path(path)
+    stem = re.sub(r"\.nii(\.gz)?$", "", path.name, flags=re.I)
+    return path.parent.name if path.parent.name and stem.startswith(path.parent.name) else stem
+
+
+def brats_output_name(metadict: Mapping[str, Any], saver: Any = None) -> dict[str, Any]:
+    """``output_name_formatter`` for MONAI's ``SaveImage``: outputs are named after the case."""
+    source = metadict.get("filename_or_obj", "")
+    source = source[0] if isinstance(source, (list, tuple)) else source
+    return {"subject": brats_case_name(source), "idx": None}

@@ -114,14 +114,14 @@ def split_usable(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def write_failures(failed: list[tuple[str, str]], csv_path: str | os.PathLike) -> None:
-    """Write ``file,problem`` rows (header included) atomically; remove a stale file when nothing failed."""
+    """Write ``input,problem`` rows (header included) atomically; remove a stale file when nothing failed."""
     csv_path = Path(csv_path)
     if not failed:
         csv_path.unlink(missing_ok=True)
         return
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["file", "problem"])
+    writer.writerow(["input", "problem"])
     writer.writerows(failed)
     atomic_write_text(csv_path, buffer.getvalue())
 
@@ -148,3 +148,43 @@ def prepare_slice_inputs(
     if not usable:
         raise DataFormatError(input_dir, f"no usable image ({', '.join(SLICE_SUFFIXES)}) found")
     return [{"image": path} for path in usable]
+
+
+def _absolute(item: dict, root: Path) -> dict:
+    """A datalist item with its ``image``/``label`` paths (one or a list) joined to ``root``."""
+    out = dict(item)
+    for key in ("image", "label"):
+        if key in out:
+            value = out[key]
+            out[key] = (
+                [os.fspath(root / v) for v in value] if isinstance(value, list) else os.fspath(root / value)
+            )
+    return out
+
+
+def prepare_brats_inputs(
+    input_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    generate_phantoms: bool = False,
+    phantom_kwargs: dict | None = None,
+) -> list[dict]:
+    """The datalist of usable BraTS cases (any layout) under ``input_dir`` for inference.
+
+    Every case is checked (:func:`common.data.brats.check_brats_case`); bad ones are logged, listed in
+    ``output_dir/failed_inputs.csv`` with the problem, and left out, so a batch goes on past them. Items
+    carry ``case`` and ``layout`` besides absolute ``image`` (and ``label`` when present) paths. With
+    ``generate_phantoms`` an empty ``input_dir`` is first filled with BraTS-format phantoms.
+    """
+    from .brats import find_brats_cases
+    from .phantoms import make_brats_phantoms
+
+    root = Path(input_dir)
+    if generate_phantoms and (not root.is_dir() or not any(root.iterdir())):
+        make_brats_phantoms(root, **(phantom_kwargs or {}))
+    _, items, problems = find_brats_cases(root, on_error="collect", check=True)
+    for case, problem in problems:
+        logger.error("skipping case %s: %s", case, problem)
+    write_failures(problems, Path(output_dir) / "failed_inputs.csv")
+    if not items:
+        raise DataFormatError(root, "no usable BraTS case found")
+    return [_absolute(item, root) for item in items]

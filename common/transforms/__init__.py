@@ -4,9 +4,15 @@ Hole filling (MMRAN §3.5, prior-knowledge post-processing) needs nothing new: M
 ``connectivity=1`` is the 4-connected flood fill the paper describes.
 """
 
-from .heads import SplitHeadsd
+from .brats import AssembleBraTSLabelsd, RemoveSmallComponents, RemoveSmallComponentsd
+from .heads import LabelToHeadMasksd, SplitHeadsd
+from .slice_input import ToSingleChannelSliced
 
-__all__ = ["SplitHeadsd"]
-from .slice_input import ToSingleChannelSliced  # noqa: E402
-
-__all__ += ["ToSingleChannelSliced"]
+__all__ = [
+    "AssembleBraTSLabelsd",
+    "LabelToHeadMasksd",
+    "RemoveSmallComponents",
+    "RemoveSmallComponentsd",
+    "SplitHeadsd",
+    "ToSingleChannelSliced",
+]
