@@ -4,6 +4,14 @@ Use MONAI directly for Dice (``DiceMetric`` / ``MeanDice``), MIoU (``MeanIoU`` /
 ``include_background=True``, see :func:`mean_iou_metric`) and macro ROC AUC (``ROCAUCMetric`` / ``ROCAUC``).
 """
 
+from .brats import (
+    BRATS_EMPTY_HD95,
+    BRATS_METRICS,
+    BRATS_REGION_LABELS,
+    BraTSRegionHandler,
+    BraTSRegionMetric,
+    brats_region_masks,
+)
 from .classification import (
     REPORT_SCALARS,
     ClassificationReport,
@@ -28,6 +36,12 @@ from .segmentation import (
 
 __all__ = [
     "AverageOfMetrics",
+    "BRATS_EMPTY_HD95",
+    "BRATS_METRICS",
+    "BRATS_REGION_LABELS",
+    "BraTSRegionHandler",
+    "BraTSRegionMetric",
+    "brats_region_masks",
     "REPORT_SCALARS",
     "ClassificationReport",
     "ClassificationReportMetric",
