@@ -35,6 +35,7 @@ from common.data import read_figshare_mat  # noqa: E402
 class DemoSpec:
     name: str
     overrides: dict[str, object] = field(default_factory=dict)
+    run: str = ""  # name of the function below that runs this bundle's demo
 
 
 MMRAN = DemoSpec(
@@ -55,7 +56,23 @@ MMRAN = DemoSpec(
         ],
     },
 )
-BUNDLES = [MMRAN]
+BRATS = DemoSpec(
+    name="attention_r2unet_brats_segmentation",
+    overrides={
+        "slice_size": [64, 80],
+        "features": [16, 32, 64, 128],
+        "epochs": 25,
+        "batch_size": 32,
+        "slices_per_case": 16,
+        "learning_rate": 0.003,
+        "sw_batch_size": 32,
+        "num_workers": 1,
+        "phantom": {"n_cases": 10, "shape": [96, 112, 48], "seed": 0},
+    },
+    run="demo_brats",
+)
+MMRAN.run = "demo_mmran"
+BUNDLES = [MMRAN, BRATS]
 
 
 def bundle_cmd(spec: DemoSpec, config: str, overrides: dict[str, object]) -> list[str]:
@@ -111,19 +128,7 @@ def demo_mmran(spec: DemoSpec, out: Path) -> list[str]:
     work = out / spec.name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    paths = {
-        "phantom_dir": str(work / "phantom_data"),
-        "output_dir": str(work / "runs"),
-        "ckpt_dir": str(work / "models"),
-    }
-    timings = {"train": run(bundle_cmd(spec, "train.json", {**spec.overrides, **paths}), work / "train.log")}
-    eval_overrides = {
-        **spec.overrides,
-        **paths,
-        "output_dir": str(work / "eval"),
-        "datalist_file": str(work / "runs" / "datalist.json"),
-    }
-    timings["evaluate"] = run(bundle_cmd(spec, "evaluate.json", eval_overrides), work / "evaluate.log")
+    timings = train_and_evaluate(spec, work)
 
     # inference on the held-out slices, in three formats: the original .mat, a PNG and a NIfTI copy
     datalist = json.loads((work / "runs" / "datalist.json").read_text())
@@ -150,7 +155,6 @@ def demo_mmran(spec: DemoSpec, out: Path) -> list[str]:
     }
     timings["inference"] = run(bundle_cmd(spec, "inference.json", infer_overrides), work / "inference.log")
 
-    metrics = {row[0]: row[1] for row in csv.reader(open(work / "eval" / "metrics.csv")) if len(row) > 1}
     probabilities = {
         Path(r["file"]).name: r
         for r in csv.DictReader(open(work / "predictions" / "class_probabilities.csv"))
@@ -166,9 +170,7 @@ def demo_mmran(spec: DemoSpec, out: Path) -> list[str]:
         f"Wall time: training {timings['train']:.0f} s, evaluation {timings['evaluate']:.0f} s, inference "
         f"{timings['inference']:.0f} s ({len(test_items) + 2} inputs).",
         "",
-        "| metric (test split) | value |",
-        "| --- | --- |",
-        *(f"| {k} | {float(v):.4f} |" for k, v in metrics.items()),
+        *metrics_table(work / "eval" / "metrics.csv"),
         "",
         "![confusion matrix](" + f"{spec.name}/eval/confusion_matrix.png)",
         "",
@@ -187,6 +189,83 @@ def demo_mmran(spec: DemoSpec, out: Path) -> list[str]:
     return lines
 
 
+def train_and_evaluate(spec: DemoSpec, work: Path) -> dict[str, float]:
+    """Train, then evaluate on the test split; returns the timings."""
+    paths = {
+        "phantom_dir": str(work / "phantom_data"),
+        "output_dir": str(work / "runs"),
+        "ckpt_dir": str(work / "models"),
+    }
+    timings = {"train": run(bundle_cmd(spec, "train.json", {**spec.overrides, **paths}), work / "train.log")}
+    eval_overrides = {
+        **spec.overrides,
+        **paths,
+        "output_dir": str(work / "eval"),
+        "datalist_file": str(work / "runs" / "datalist.json"),
+    }
+    timings["evaluate"] = run(bundle_cmd(spec, "evaluate.json", eval_overrides), work / "evaluate.log")
+    return timings
+
+
+def metrics_table(csv_path: Path) -> list[str]:
+    rows = [row for row in csv.reader(open(csv_path)) if len(row) > 1]
+    return [
+        "| metric (test split) | value |",
+        "| --- | --- |",
+        *(f"| {k} | {float(v):.4f} |" for k, v in rows),
+    ]
+
+
+def demo_brats(spec: DemoSpec, out: Path) -> list[str]:
+    work = out / spec.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    timings = train_and_evaluate(spec, work)
+    datalist = json.loads((work / "runs" / "datalist.json").read_text())
+    test_cases = datalist["testing"]
+    inputs = work / "inference_inputs"
+    for item in test_cases:
+        shutil.copytree(work / "phantom_data" / item["case"], inputs / item["case"])
+    infer_overrides = {key: spec.overrides[key] for key in ("slice_size", "features", "sw_batch_size")} | {
+        "dataset_dir": str(inputs),
+        "output_dir": str(work / "predictions"),
+        "ckpt_path": str(work / "models" / "model.pt"),
+    }
+    timings["inference"] = run(bundle_cmd(spec, "inference.json", infer_overrides), work / "inference.log")
+    phantom = spec.overrides["phantom"]
+    shape, slices = ("x".join(map(str, v)) for v in (phantom["shape"], spec.overrides["slice_size"]))
+    lines = [
+        f"## Attention R2U-Net, BraTS (`{spec.name}`)",
+        "",
+        f"Phantom data: {phantom['n_cases']} BraTS-2020-layout cases of {shape} ({len(datalist['training'])} "
+        f"training, {len(datalist['validation'])} validation, {len(test_cases)} test). Reduced network "
+        f"{spec.overrides['features']}, {slices} slices, {spec.overrides['epochs']} epochs of "
+        f"{spec.overrides['slices_per_case']} slices per case.",
+        f"Wall time: training {timings['train']:.0f} s, evaluation {timings['evaluate']:.0f} s, whole-case "
+        f"inference {timings['inference']:.0f} s ({len(test_cases)} cases).",
+        "",
+        *metrics_table(work / "eval" / "metrics.csv"),
+        "",
+    ]
+    figures = work / "figures"
+    figures.mkdir()
+    for item in test_cases:
+        case = item["case"]
+        flair = np.asarray(nib.load(next((inputs / case).glob("*_flair.nii.gz"))).dataobj, dtype=np.float32)
+        truth = np.asarray(nib.load(next((inputs / case).glob("*_seg.nii.gz"))).dataobj)
+        pred = np.asarray(nib.load(work / "predictions" / f"{case}_seg.nii.gz").dataobj)
+        z = int(np.argmax((truth > 0).sum(axis=(0, 1))))
+        overlay(
+            flair[..., z],
+            truth[..., z] > 0,
+            pred[..., z] > 0,
+            f"{case}, slice {z}: whole tumour",
+            figures / f"{case}.png",
+        )
+        lines.append(f"![{case}]({spec.name}/figures/{case}.png)")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO / "demo_output")
@@ -201,7 +280,7 @@ def main() -> None:
     ]
     for spec in BUNDLES:
         print(f"[demo] {spec.name}: train, evaluate, infer ...", flush=True)
-        report += demo_mmran(spec, out)
+        report += globals()[spec.run](spec, out) + [""]
     (out / "report.md").write_text("\n".join(report) + "\n")
     print(f"[demo] report: {out / 'report.md'}")
 

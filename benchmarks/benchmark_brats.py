@@ -1,0 +1,747 @@
+"""Whole-case speed of the BraTS bundle (``bundles/attention_r2unet_brats_segmentation``) against MONAI's
+SegResNet as the model zoo's ``brats_mri_segmentation`` bundle configures it, on the same phantom case.
+
+What it measures (on CUDA when available, else on the CPU; ``--device`` forces one). A phantom case in the
+BraTS 2020 layout is written first (``common.data.make_brats_phantoms(n_cases=1, shape=--shape,
+seed=0)``: four modality NIfTI files + a segmentation), then each pipeline runs in its own child process
+(the script re-invokes itself with ``--phase``), so the peak RSS (``ru_maxrss``) reported for a pipeline
+is its own:
+
+1. OURS, end to end: the bundle's own ``configs/inference.json`` read with ``monai.bundle.ConfigParser``
+   (``dataset_dir`` overridden to the folder holding just the phantom case, ``output_dir`` to a temporary
+   folder, ``ckpt_path`` to a checkpoint of a randomly initialised ``AttentionR2UNet`` written first:
+   weights do not change the timing). One ``evaluator.run()`` is one whole case: load the 4 NIfTI files,
+   crop/pad to 144x176 in-plane, channel-wise min-max scaling, ``SliceInferer`` (2D, 64 slices a batch),
+   sigmoid, ``AssembleBraTSLabelsd`` (3D component filter + label assembly), ``Invertd``,
+   ``FromCanonicalBraTSLabelsd`` and the two ``SaveImaged`` (label map + whole-tumour mask), as well as
+   the bundle's ``CheckpointLoader``. ``--warmup`` untimed runs, then ``--repeats`` timed runs: median and
+   minimum seconds per case.
+   The model-only time is the time of the evaluator's inferer call (``SliceInferer`` on the preprocessed
+   tensor, network included) inside those same runs: the evaluator's inferer is wrapped in a timer, so
+   "whole case - model" is what loading, preprocessing, post-processing and writing cost.
+   Building the evaluator (parsing the config, checking the input case, building the network) happens
+   once and is reported apart as "setup".
+2. SEGRESNET, with the same scope: ``SegResNet(blocks_down=[1, 2, 2, 4], blocks_up=[1, 1, 1],
+   init_filters=16, in_channels=4, out_channels=3, dropout_prob=0.2)`` with random weights, run by a
+   ``SupervisedEvaluator`` (``CheckpointLoader`` included) with the zoo's preprocessing (``LoadImaged`` of
+   the 4 files, ``EnsureChannelFirstd``, ``Orientationd`` RAS, ``Spacingd`` 1 mm, ``NormalizeIntensityd
+   (nonzero=True, channel_wise=True)``), ``SlidingWindowInferer(roi_size=[240, 240, 160], sw_batch_size=1,
+   overlap=0.5)`` and post-processing (sigmoid, threshold 0.5, ``SaveImaged`` of the 3-channel result
+   as uint8, the zoo's output dtype). Same runs and the same inferer timer.
+3. OUR training throughput in slices/s: the bundle's ``train.json`` network, loss (``MultiTaskLoss`` of
+   four ``DiceCELoss(sigmoid=True)`` heads) and optimiser (Adam, lr 1e-4), built with ``ConfigParser``,
+   one step = zero_grad + forward + loss + backward + Adam step on a batch of the config's 32 slices of
+   4x144x176 with binary targets per head; ``--warmup-steps`` untimed steps, then ``--steps`` timed ones.
+4. On CUDA every row is bracketed by ``torch.cuda.synchronize()``, a second row of each measurement runs
+   with AMP (the evaluators' ``amp=True``; autocast float16 + ``GradScaler`` for training), and
+   ``torch.cuda.max_memory_allocated()`` is reported per row.
+5. The machine (CPU model, cores, torch threads or GPU name), torch / monai versions, load average before
+   and after, and per phase the average number of cores the benchmark process kept busy (process CPU
+   time / wall time; fewer than the torch threads means another process was using the CPU).
+
+It prints a markdown table (pipeline, whole-case median and min, model-only median, peak RSS of that
+pipeline, parameters), the ratio ours / SegResNet and whether the goal "our whole-case time at most
+half of SegResNet's" is met on this machine, and the training table.
+
+Run from the repository root, on a CPU or a GPU machine alike::
+
+    python benchmarks/benchmark_brats.py
+    python benchmarks/benchmark_brats.py --json /tmp/brats_bench.json     # also write the results
+    python benchmarks/benchmark_brats.py --device cpu --phase ours --keep  # one pipeline, keep the files
+
+Defaults differ by device: on the CPU 1 warm-up + 1 timed whole-case run per pipeline and 1 + 3 training
+steps (on a 2-core Xeon shared with another process one case took about a minute with either network and
+a training step about 25 s, so three timed cases per pipeline would not fit in a few minutes); on CUDA
+1 + 5 runs and 3 + 20 training steps. ``--repeats``, ``--warmup``, ``--steps`` and ``--warmup-steps``
+override them. The seed is fixed (``--seed``, default 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLE = REPO / "bundles" / "attention_r2unet_brats_segmentation"
+PHASES = ("ours", "segresnet", "train")
+DEFAULTS = {  # per device: whole-case warm-up / timed runs, training warm-up / timed steps
+    "cpu": {"warmup": 1, "repeats": 1, "warmup_steps": 1, "steps": 3},
+    "cuda": {"warmup": 1, "repeats": 5, "warmup_steps": 3, "steps": 20},
+}
+SEGRESNET_KWARGS = {  # the model zoo's brats_mri_segmentation network_def
+    "blocks_down": [1, 2, 2, 4],
+    "blocks_up": [1, 1, 1],
+    "init_filters": 16,
+    "in_channels": 4,
+    "out_channels": 3,
+    "dropout_prob": 0.2,
+}
+SEGRESNET_INFERER = {"roi_size": [240, 240, 160], "sw_batch_size": 1, "overlap": 0.5}
+GOAL_RATIO = 0.5  # goal: our whole-case time at most half of SegResNet's
+
+
+def log(msg: str) -> None:
+    print(f"[brats-bench] {msg}", file=sys.stderr, flush=True)
+
+
+def rss_gib() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / (1024**3 if sys.platform == "darwin" else 1024**2)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def summarize(times_s: list[float], cpu_s: list[float] | None = None) -> dict:
+    """Median / min / mean wall time; with the process CPU times, the average number of busy cores."""
+    out = {
+        "median_s": statistics.median(times_s),
+        "min_s": min(times_s),
+        "mean_s": statistics.fmean(times_s),
+        "times_s": times_s,
+    }
+    if cpu_s:
+        out["cpu_cores_used"] = sum(cpu_s) / sum(times_s)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# child side: one phase in this process
+# ----------------------------------------------------------------------------------------------------
+
+
+def _setup(args):
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.cuda.init()
+    return torch, device
+
+
+def _sync(torch, device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak(torch, device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_gpu_gib(torch, device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 1024**3
+
+
+def _precisions(args, device) -> list[tuple[str, bool]]:
+    """(row name, amp) pairs: fp32 always, AMP on CUDA unless ``--no-amp``."""
+    rows = [("fp32", False)]
+    if device.type == "cuda" and not args.no_amp:
+        rows.append(("amp", True))
+    return rows
+
+
+def _guarded(fn, torch, device) -> dict:
+    """Run one row; an error (e.g. CUDA out of memory) is recorded instead of ending the phase."""
+    try:
+        return fn()
+    except Exception as err:  # any failure of one row is reported in its row
+        import traceback
+
+        traceback.print_exc()
+        if device.type == "cuda":
+            gc.collect()
+            torch.cuda.empty_cache()
+        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+
+
+class TimedInferer:
+    """Wraps an evaluator's inferer and records the wall time of each call (synchronised on CUDA)."""
+
+    def __init__(self, inferer, sync):
+        self.inferer, self.sync = inferer, sync
+        self.times: list[float] = []
+        self.input_shape: list[int] | None = None
+
+    def __call__(self, inputs, network, *args, **kwargs):
+        self.sync()
+        t0 = time.perf_counter()
+        out = self.inferer(inputs, network, *args, **kwargs)
+        self.sync()
+        self.times.append(time.perf_counter() - t0)
+        self.input_shape = list(inputs.shape)
+        return out
+
+
+def _time_evaluator(args, torch, device, evaluator, name: str, out_dir: Path) -> dict:
+    """``--warmup`` + ``--repeats`` runs of ``evaluator`` (one case each); whole-case and inferer times."""
+    timer = TimedInferer(evaluator.inferer, lambda: _sync(torch, device))
+    evaluator.inferer = timer
+    _reset_peak(torch, device)
+    times, cpu, model, warmup = [], [], [], []
+    for i in range(args.warmup + args.repeats):
+        n_calls = len(timer.times)
+        _sync(torch, device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        evaluator.run()
+        _sync(torch, device)
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        dm = sum(timer.times[n_calls:])
+        kind = "warm-up" if i < args.warmup else "timed"
+        log(f"  {name} {kind} {i + 1}: whole case {dt:.2f} s, of which inferer {dm:.2f} s")
+        if i < args.warmup:
+            warmup.append(dt)
+        else:
+            times.append(dt)
+            cpu.append(dc)
+            model.append(dm)
+    outputs = sorted(out_dir.glob("*.nii*"))
+    if not outputs:
+        raise RuntimeError(f"{name}: no output written to {out_dir}")
+    return {
+        **summarize(times, cpu),
+        "model_only": summarize(model),
+        "rest_median_s": statistics.median(t - m for t, m in zip(times, model)),
+        "warmup_times_s": warmup,
+        "input_shape": timer.input_shape,
+        "outputs": {p.name: p.stat().st_size for p in outputs},
+        "peak_gpu_gib": _peak_gpu_gib(torch, device),
+    }
+
+
+def run_ours(args) -> dict:
+    """The bundle's inference.json, parsed with ConfigParser, on the phantom case."""
+    torch, device = _setup(args)
+    from monai.bundle import ConfigParser
+
+    work = Path(args.workdir) / "ours"
+    work.mkdir(parents=True, exist_ok=True)
+    config_file = BUNDLE / "configs" / "inference.json"
+    ckpt = work / "model.pt"
+
+    def parser_for(amp: bool, out_dir: Path) -> ConfigParser:
+        parser = ConfigParser()
+        parser.read_config(str(config_file))
+        parser.update(
+            {
+                "dataset_dir": str(Path(args.workdir) / "data"),
+                "output_dir": str(out_dir),
+                "ckpt_path": str(ckpt),
+                "device": f"$torch.device('{device}')",
+                "use_amp": amp,
+            }
+        )
+        return parser
+
+    torch.manual_seed(args.seed)
+    network = parser_for(False, work / "unused").get_parsed_content("network_def")
+    torch.save(network.state_dict(), ckpt)  # random weights: the timing does not depend on them
+    n_params = sum(p.numel() for p in network.parameters())
+    del network
+    rows: dict[str, dict] = {}
+    base_rss = None
+
+    def row(prec: str, amp: bool) -> dict:
+        nonlocal base_rss
+        out_dir = work / f"predictions_{prec}"
+        t0 = time.perf_counter()
+        parser = parser_for(amp, out_dir)
+        parser.get_parsed_content("initialize")  # set_determinism(seed=0), as the bundle run does
+        evaluator = parser.get_parsed_content("evaluator")
+        setup_s = time.perf_counter() - t0
+        base_rss = base_rss or rss_gib()
+        log(f"ours {prec}: evaluator built from {config_file.name} in {setup_s:.2f} s")
+        result = _time_evaluator(args, torch, device, evaluator, f"ours {prec}", out_dir)
+        return {**result, "setup_s": setup_s}
+
+    for prec, amp in _precisions(args, device):
+        rows[prec] = _guarded(lambda prec=prec, amp=amp: row(prec, amp), torch, device)
+    return {
+        "rows": rows,
+        "n_params": n_params,
+        "rss_after_setup_gib": base_rss,
+        "peak_rss_gib": rss_gib(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_segresnet(args) -> dict:
+    """SegResNet with the model zoo's brats_mri_segmentation pre/post-processing, same scope as ours."""
+    torch, device = _setup(args)
+    import monai.transforms as mt
+    import numpy as np
+    from monai.data import DataLoader, Dataset
+    from monai.engines import SupervisedEvaluator
+    from monai.handlers import CheckpointLoader
+    from monai.inferers import SlidingWindowInferer
+    from monai.networks.nets import SegResNet
+
+    from common.data import prepare_brats_inputs
+
+    work = Path(args.workdir) / "segresnet"
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt = work / "model.pt"
+    torch.manual_seed(args.seed)
+    network = SegResNet(**SEGRESNET_KWARGS).to(device)
+    torch.save(network.state_dict(), ckpt)
+    n_params = sum(p.numel() for p in network.parameters())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the zoo bundle's "evaluating" sets it
+    rows: dict[str, dict] = {}
+    base_rss = None
+
+    def row(prec: str, amp: bool) -> dict:
+        nonlocal base_rss
+        out_dir = work / f"predictions_{prec}"
+        t0 = time.perf_counter()
+        items = prepare_brats_inputs(Path(args.workdir) / "data", out_dir)
+        datalist = [{"image": item["image"]} for item in items]  # flair, t1, t1ce, t2
+        preprocessing = mt.Compose(
+            [
+                mt.LoadImaged(keys="image"),
+                mt.EnsureChannelFirstd(keys="image"),
+                mt.Orientationd(keys="image", axcodes="RAS"),
+                mt.Spacingd(keys="image", pixdim=(1.0, 1.0, 1.0), mode="bilinear"),
+                mt.NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
+            ]
+        )
+        postprocessing = mt.Compose(
+            [
+                mt.Activationsd(keys="pred", sigmoid=True),
+                mt.AsDiscreted(keys="pred", threshold=0.5),
+                mt.SaveImaged(
+                    keys="pred",
+                    output_dir=str(out_dir),
+                    output_postfix="seg",
+                    output_dtype=np.uint8,
+                    resample=False,
+                    separate_folder=False,
+                    print_log=False,
+                ),
+            ]
+        )
+        evaluator = SupervisedEvaluator(
+            device=device,
+            val_data_loader=DataLoader(Dataset(datalist, preprocessing), batch_size=1, num_workers=0),
+            network=network,
+            inferer=SlidingWindowInferer(**SEGRESNET_INFERER),
+            postprocessing=postprocessing,
+            val_handlers=[
+                CheckpointLoader(load_path=str(ckpt), load_dict={"model": network}, map_location=device)
+            ],
+            amp=amp,
+        )
+        setup_s = time.perf_counter() - t0
+        base_rss = base_rss or rss_gib()
+        name = f"segresnet {prec}"
+        return {**_time_evaluator(args, torch, device, evaluator, name, out_dir), "setup_s": setup_s}
+
+    for prec, amp in _precisions(args, device):
+        rows[prec] = _guarded(lambda prec=prec, amp=amp: row(prec, amp), torch, device)
+    return {
+        "rows": rows,
+        "n_params": n_params,
+        "rss_after_setup_gib": base_rss,
+        "peak_rss_gib": rss_gib(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_train(args) -> dict:
+    """Training steps with the network, loss and optimiser of the bundle's train.json."""
+    torch, device = _setup(args)
+    from monai.bundle import ConfigParser
+
+    config_file = BUNDLE / "configs" / "train.json"
+
+    def build():
+        parser = ConfigParser()
+        parser.read_config(str(config_file))
+        parser.update({"device": f"$torch.device('{device}')"})
+        torch.manual_seed(args.seed)
+        network = parser.get_parsed_content("network").train()
+        return parser, network, parser.get_parsed_content("loss"), parser.get_parsed_content("optimizer")
+
+    parser, _, loss_fn, _ = build()
+    bsz = args.batch_size or int(parser["batch_size"])
+    height, width = (int(s) for s in parser["slice_size"])
+    heads = list(loss_fn.losses)
+    in_channels = int(parser["network_def"]["in_channels"])
+    lr = float(parser["learning_rate"])
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn(bsz, in_channels, height, width, generator=gen).to(device)
+    target = {h: (torch.rand(bsz, 1, height, width, generator=gen) > 0.7).float().to(device) for h in heads}
+    rows: dict[str, dict] = {}
+    info: dict = {"batch_size": bsz, "slice": [in_channels, height, width], "heads": heads, "lr": lr}
+    base_rss, n_params = None, None
+
+    def train_row(amp: bool) -> dict:
+        nonlocal base_rss, n_params
+        _, model, loss_fn, optimizer = build()
+        n_params = sum(p.numel() for p in model.parameters())
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        base_rss = base_rss or rss_gib()
+        _reset_peak(torch, device)
+        times, cpu, losses = [], [], []
+        for i in range(args.warmup_steps + args.steps):
+            _sync(torch, device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                loss = loss_fn(model(x), target)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            _sync(torch, device)
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            losses.append(float(loss.detach()))
+            kind = "warm-up" if i < args.warmup_steps else "timed"
+            log(f"  train step {'amp' if amp else 'fp32'} {kind} {i + 1}: {dt:.2f} s, loss {losses[-1]:.4f}")
+            times.append(dt)
+            cpu.append(dc)
+        timed = times[args.warmup_steps :]
+        return {
+            **summarize(timed, cpu[args.warmup_steps :]),
+            "first_step_s": times[0],
+            "slices_per_s": bsz / statistics.median(timed),
+            "losses": losses,
+            "peak_gpu_gib": _peak_gpu_gib(torch, device),
+        }
+
+    log(f"training on {device}: batch {bsz}, {args.warmup_steps} warm-up + {args.steps} timed steps")
+    for prec, amp in _precisions(args, device):
+        rows[prec] = _guarded(lambda amp=amp: train_row(amp), torch, device)
+    return {
+        "rows": rows,
+        "n_params": n_params,
+        "rss_after_setup_gib": base_rss,
+        "peak_rss_gib": rss_gib(),
+        "torch_threads": torch.get_num_threads(),
+        **info,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# parent side: write the phantom, run each phase in a child process, print the tables
+# ----------------------------------------------------------------------------------------------------
+
+
+def run_phase_in_child(args, phase: str) -> dict:
+    """Re-invoke this script for one phase so that its peak RSS is its own."""
+    result_file = Path(args.workdir) / f"{phase}_result.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase]
+    cmd += ["--child-result", str(result_file)]
+    cmd += ["--device", args.device, "--workdir", str(args.workdir), "--seed", str(args.seed)]
+    cmd += ["--warmup", str(args.warmup), "--repeats", str(args.repeats), "--threads", str(args.threads)]
+    cmd += ["--warmup-steps", str(args.warmup_steps), "--steps", str(args.steps)]
+    cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    cmd += ["--no-amp"] if args.no_amp else []
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, check=False)
+    wall = time.perf_counter() - t0
+    if result_file.exists():
+        result = json.loads(result_file.read_text())
+    else:
+        result = {"error": f"child process for {phase!r} exited with code {proc.returncode}", "rows": {}}
+    result["wall_s"] = wall
+    return result
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{unit}"
+
+
+def _rss_cell(phase: dict) -> str:
+    if "peak_rss_gib" not in phase:
+        return "—"
+    base = phase.get("rss_after_setup_gib")
+    return f"{phase['peak_rss_gib']:.2f} GiB" + (f" (after setup {base:.2f})" if base else "")
+
+
+def _ratios(phases: dict) -> dict:
+    """ours / SegResNet whole-case and model-only median ratios, per precision measured for both."""
+    ours, seg = phases.get("ours", {}).get("rows", {}), phases.get("segresnet", {}).get("rows", {})
+    out = {}
+    for prec in ("fp32", "amp"):
+        a, b = ours.get(prec, {}), seg.get(prec, {})
+        if "median_s" in a and "median_s" in b:
+            out[prec] = {
+                "whole_case": a["median_s"] / b["median_s"],
+                "whole_case_min": a["min_s"] / b["min_s"],
+                "model_only": a["model_only"]["median_s"] / b["model_only"]["median_s"],
+                "goal_met": a["median_s"] <= GOAL_RATIO * b["median_s"],
+            }
+    return out
+
+
+def render(report: dict) -> str:
+    m, cfg, phases = report["machine"], report["config"], report["phases"]
+    gpu = cfg["device"] == "cuda"
+    threads = next((p["torch_threads"] for p in phases.values() if "torch_threads" in p), None)
+    dev = m["device_name"] + (f" ({m['cpu_count']} logical CPUs, {threads} torch threads)" if not gpu else "")
+    shape = "x".join(map(str, cfg["shape"]))
+    lines = [
+        f"### BraTS whole-case benchmark — {cfg['device'].upper()}",
+        "",
+        f"- device: {dev}",
+        f"- host CPU: {m['cpu_model']}, {m['cpu_count']} logical CPUs",
+        f"- torch {m['torch']}, monai {m['monai']}, Python {m['python']}, {m['platform']}",
+        f"- case: one BraTS-2020-layout phantom, {shape} voxels, 4 modalities (written in "
+        f"{report['phantom_s']:.1f} s); seed {cfg['seed']}; random weights",
+        f"- load average (1, 5, 15 min) before: {m['loadavg_before']}, after: {m['loadavg_after']}; "
+        f"total wall time {report['total_wall_s']:.0f} s",
+        "",
+        "| Pipeline | Precision | Runs (warm-up + timed) | Whole case median | Whole case min "
+        "| Model-only median (inferer) | Rest (load, pre/post, write) | Peak RSS (this pipeline) "
+        "| Peak GPU mem | Parameters |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    runs = f"{cfg['warmup']} + {cfg['repeats']}"
+    names = {
+        "ours": "Ours: AttentionR2UNet bundle (inference.json)",
+        "segresnet": "MONAI zoo SegResNet (brats_mri_segmentation)",
+    }
+    for key, name in names.items():
+        phase = phases.get(key)
+        if phase is None:
+            continue
+        n_params = phase.get("n_params")
+        params = f"{n_params / 1e6:.3f} M" if n_params else "—"
+        if "error" in phase:
+            lines.append(f"| {name} | | {runs} | failed: {phase['error']} | | | | | | {params} |")
+        for prec, r in phase.get("rows", {}).items():
+            label = "fp32" if prec == "fp32" else "AMP fp16"
+            if "error" in r:
+                lines.append(f"| {name} | {label} | {runs} | failed: {r['error']} | | | | | | {params} |")
+                continue
+            mem = _fmt(r.get("peak_gpu_gib"), ".2f", " GiB") if gpu else "—"
+            lines.append(
+                f"| {name} | {label} | {runs} | {r['median_s']:.2f} s | {r['min_s']:.2f} s "
+                f"| {r['model_only']['median_s']:.2f} s | {r['rest_median_s']:.2f} s | {_rss_cell(phase)} "
+                f"| {mem} | {params} |"
+            )
+    ratios = report.get("ratios", {})
+    if ratios:
+        lines.append("")
+        for prec, q in ratios.items():
+            verdict = "MET" if q["goal_met"] else "NOT met"
+            lines.append(
+                f"- ratio ours / SegResNet ({'fp32' if prec == 'fp32' else 'AMP'}): whole case "
+                f"{q['whole_case']:.2f} (min/min {q['whole_case_min']:.2f}), "
+                f"model only {q['model_only']:.2f}. "
+                f'Goal "our whole-case time at most {GOAL_RATIO:g} x SegResNet\'s": **{verdict}** on this '
+                "machine."
+            )
+    tr = phases.get("train")
+    if tr is not None:
+        bsz = tr.get("batch_size", cfg.get("batch_size"))
+        sl = "x".join(map(str, tr.get("slice", [])))
+        lines += [
+            "",
+            "| Training step (fwd + loss + bwd + Adam) | Precision | Batch | Steps (warm-up + timed) "
+            "| Median | Min | Throughput | Peak RSS (this phase) | Peak GPU mem |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        steps = f"{cfg['warmup_steps']} + {cfg['steps']}"
+        what = f"AttentionR2UNet, {sl} slices, MultiTaskLoss of 4 DiceCE, Adam {tr.get('lr', '')}"
+        if "error" in tr:
+            lines.append(f"| {what} | | {bsz} | {steps} | failed: {tr['error']} | | | | |")
+        for prec, r in tr.get("rows", {}).items():
+            label = "fp32" if prec == "fp32" else "AMP fp16 + GradScaler"
+            if "error" in r:
+                lines.append(f"| {what} | {label} | {bsz} | {steps} | failed: {r['error']} | | | | |")
+                continue
+            mem = _fmt(r.get("peak_gpu_gib"), ".2f", " GiB") if gpu else "—"
+            lines.append(
+                f"| {what} | {label} | {bsz} | {steps} | {r['median_s']:.2f} s | {r['min_s']:.2f} s "
+                f"| {r['slices_per_s']:.2f} slices/s | {_rss_cell(tr)} | {mem} |"
+            )
+    notes = []
+    for key in ("ours", "segresnet"):
+        for prec, r in phases.get(key, {}).get("rows", {}).items():
+            if "setup_s" in r:
+                shape_in = "x".join(map(str, r.get("input_shape") or []))
+                warm = ", ".join(f"{t:.2f}" for t in r.get("warmup_times_s", []))
+                notes.append(
+                    f"{key} {prec}: one-off setup {r['setup_s']:.2f} s (not in the times), warm-up run(s) "
+                    f"{warm or '—'} s, network input {shape_in}, outputs {', '.join(r.get('outputs', {}))}"
+                )
+    for prec, r in (tr or {}).get("rows", {}).items():
+        if "first_step_s" in r:
+            notes.append(f"first training step ({prec}): {r['first_step_s']:.2f} s")
+    if not gpu:
+        used = []
+        for key in PHASES:
+            r = phases.get(key, {}).get("rows", {}).get("fp32", {})
+            if "cpu_cores_used" in r:
+                used.append(f"{key} {r['cpu_cores_used']:.2f}")
+        if used:
+            notes.append(
+                f"average cores busy in the benchmark process during the timed runs: {', '.join(used)} "
+                f"(of {threads} torch threads; fewer means the CPU was shared)"
+            )
+        notes.append("peak RSS is the child process's ru_maxrss for the whole phase; no AMP rows on CPU")
+    before = m["loadavg_before"]
+    if before and before[0] >= 0.5:
+        notes.append(
+            f"load average before the run was {before[0]}: another process was probably using the CPU, "
+            "so times may be inflated"
+        )
+    if notes:
+        lines += ["", "Notes:", *[f"- {n}" for n in notes]]
+    return "\n".join(lines)
+
+
+def machine_info(device: str) -> dict:
+    import monai
+    import torch
+
+    name = torch.cuda.get_device_name() if device == "cuda" else cpu_model()
+    return {
+        "device_name": name,
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if device == "cuda" else None,
+        "monai": monai.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda if available"
+    )
+    p.add_argument("--repeats", type=int, help="timed whole-case runs per pipeline (default 1 CPU, 5 CUDA)")
+    p.add_argument("--warmup", type=int, help="untimed whole-case runs first (default 1)")
+    p.add_argument("--steps", type=int, help="timed training steps (default 3 on CPU, 20 on CUDA)")
+    p.add_argument("--warmup-steps", type=int, help="untimed training steps (default 1 CPU, 3 CUDA)")
+    p.add_argument("--batch-size", type=int, default=0, help="training batch (0: train.json's, 32)")
+    p.add_argument("--shape", default="240,240,155", help="phantom volume shape X,Y,Z")
+    p.add_argument("--phase", choices=("all", *PHASES), default="all")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    p.add_argument("--no-amp", action="store_true", help="skip the AMP rows on CUDA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (phantom, outputs)")
+    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)  # internal: the parent's temp folder
+    p.add_argument("--child-result", type=Path, help=argparse.SUPPRESS)  # internal: run one phase here
+    args = p.parse_args(argv)
+
+    try:
+        args.shape_tuple = tuple(int(s) for s in args.shape.split(","))
+    except ValueError:
+        p.error(f"--shape must be three integers X,Y,Z, got {args.shape!r}")
+    if len(args.shape_tuple) != 3 or min(args.shape_tuple) < 24:
+        p.error("--shape must be three integers of at least 24")
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    for key, value in DEFAULTS[args.device].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if min(args.repeats, args.steps) < 1 or min(args.warmup, args.warmup_steps, args.batch_size) < 0:
+        p.error("--repeats and --steps must be >= 1, warm-up counts and --batch-size >= 0")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child_result is not None:  # child: one phase in this process
+        runner = {"ours": run_ours, "segresnet": run_segresnet, "train": run_train}[args.phase]
+        try:
+            result = runner(args)
+        except Exception as err:  # reported in the parent's table
+            import traceback
+
+            traceback.print_exc()
+            result = {"error": f"{type(err).__name__}: {err}", "rows": {}}
+        args.child_result.write_text(json.dumps(result))
+        return 0
+
+    t0 = time.perf_counter()
+    load_before = loadavg()
+    machine = machine_info(args.device)
+    args.workdir = Path(tempfile.mkdtemp(prefix="brats_bench_"))
+    phases: dict[str, dict] = {}
+    try:
+        from common.data import make_brats_phantoms
+
+        t_ph = time.perf_counter()
+        log(f"writing a {args.shape} phantom case to {args.workdir / 'data'}")
+        make_brats_phantoms(args.workdir / "data", n_cases=1, shape=args.shape_tuple, seed=0)
+        phantom_s = time.perf_counter() - t_ph
+        for phase in PHASES:
+            if args.phase in ("all", phase):
+                log(f"phase {phase} (child process)")
+                phases[phase] = run_phase_in_child(args, phase)
+    finally:
+        if args.keep:
+            log(f"kept {args.workdir}")
+        else:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+    machine["loadavg_before"], machine["loadavg_after"] = load_before, loadavg()
+    keys = ("device", "seed", "warmup", "repeats", "warmup_steps", "steps")
+    config = {key: getattr(args, key) for key in keys}
+    config |= {
+        "shape": list(args.shape_tuple),
+        "batch_size": args.batch_size or None,
+        "threads": args.threads or None,
+        "amp": args.device == "cuda" and not args.no_amp,
+        "segresnet": {"network": SEGRESNET_KWARGS, "inferer": SEGRESNET_INFERER},
+        "workdir": str(args.workdir) if args.keep else None,
+    }
+    report = {
+        "machine": machine,
+        "config": config,
+        "phantom_s": phantom_s,
+        "phases": phases,
+        "ratios": _ratios(phases),
+        "goal": f"ours whole-case median <= {GOAL_RATIO} x SegResNet whole-case median",
+        "total_wall_s": time.perf_counter() - t0,
+    }
+    print(render(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"\nresults written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
