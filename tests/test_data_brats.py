@@ -528,3 +528,19 @@ def test_unlabelled_phantoms(tmp_path: Path) -> None:
     datalist = build_brats_datalist(tmp_path)
     assert [it["case"] for it in datalist["predict"]] == ["BraTS20_Validation_001", "BraTS20_Validation_002"]
     assert datalist["training"] == []
+
+
+def test_case_names_and_inverse_label_transform():
+    from common.data import FromCanonicalBraTSLabelsd, MapBraTSLabelsd, brats_case_name
+
+    assert (
+        brats_case_name("/d/BraTS20_Training_001/BraTS20_Training_001_flair.nii.gz") == "BraTS20_Training_001"
+    )
+    assert brats_case_name("/d/BraTS-GLI-00000-000/BraTS-GLI-00000-000-t2f.nii") == "BraTS-GLI-00000-000"
+    assert brats_case_name("/d/imagesTr/BRATS_001.nii.gz") == "BRATS_001"
+    for layout, codes in (("brats2020", [0, 1, 2, 4]), ("msd", [0, 2, 1, 3]), ("brats2023", [0, 1, 2, 3])):
+        canonical = torch.tensor([[0, 1, 2, 3]], dtype=torch.uint8)
+        out = FromCanonicalBraTSLabelsd("pred")({"pred": canonical, "layout": layout})["pred"]
+        assert out.tolist() == [codes] and out.dtype == torch.uint8
+        back = MapBraTSLabelsd("pred")({"pred": out, "layout": layout})["pred"]
+        assert back.tolist() == canonical.tolist()

@@ -219,21 +219,24 @@ class MapBraTSLabelsd(MapTransform):
         self.layout_key = layout_key
         self.layout = _check_layout(layout) if layout is not None else None
 
+    #: the mapping applied: (labels, layout, source) -> labels
+    convert = staticmethod(to_canonical_labels)
+
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
             layout = self.layout or d.get(self.layout_key)
             if layout is None:
                 raise KeyError(
-                    f"MapBraTSLabelsd: the item has no {self.layout_key!r} and no layout was given"
+                    f"{type(self).__name__}: the item has no {self.layout_key!r} and no layout was given"
                 )
             value = d[key]
             source = value.meta.get("filename_or_obj") if isinstance(value, MetaTensor) else None
-            canonical = to_canonical_labels(value, str(layout), source=source or str(key))
+            mapped = self.convert(value, str(layout), source=source or str(key))
             if isinstance(value, (np.ndarray, torch.Tensor)):
-                d[key] = convert_to_dst_type(canonical, value, dtype=value.dtype)[0]
+                d[key] = convert_to_dst_type(mapped, value, dtype=value.dtype)[0]
             else:
-                d[key] = canonical
+                d[key] = mapped
         return d
 
 
@@ -617,13 +620,14 @@ def load_brats_datalist_section(
     return items
 
 
-class FromCanonicalBraTSLabelsd(MapTransform):
+class FromCanonicalBraTSLabelsd(MapBraTSLabelsd):
     """Inverse of :class:`MapBraTSLabelsd`: canonical labels 0..3 -> the item's data-set codes.
 
     Predictions are written in the convention of the data set the input came from (ET 4 for BraTS
-    2020/2021, 3 for 2023+; MSD's 1 oedema / 2 non-enhancing / 3 enhancing). The layout is read from
-    ``data[layout_key]`` unless a fixed ``layout`` is given; type and MetaTensor metadata are kept.
+    2020/2021, 3 for 2023+; MSD's 1 oedema / 2 non-enhancing / 3 enhancing).
     """
+
+    convert = staticmethod(from_canonical_labels)
 
     def __init__(
         self,
@@ -632,17 +636,7 @@ class FromCanonicalBraTSLabelsd(MapTransform):
         layout: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.layout_key = layout_key
-        self.layout = _check_layout(layout) if layout is not None else None
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        layout = self.layout or _check_layout(str(d[self.layout_key]))
-        for key in self.key_iterator(d):
-            mapped = from_canonical_labels(convert_to_numpy(d[key]), layout)
-            d[key] = convert_to_dst_type(mapped, d[key], dtype=d[key].dtype)[0]
-        return d
+        super().__init__(keys, layout_key, layout, allow_missing_keys)
 
 
 def brats_case_name(path: str | os.PathLike) -> str:
