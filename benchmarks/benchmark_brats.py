@@ -59,18 +59,36 @@ shares the CPU, times (and the run) can double. The seed is fixed (``--seed``, d
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import os
-import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
+
+from bench_common import (
+    fmt,
+    guarded,
+    header_lines,
+    loadavg,
+    machine_info,
+    machine_notes,
+    make_log,
+    peak_gpu_gib,
+    phase_result,
+    reset_peak,
+    resolve_device,
+    rss_cell,
+    rss_gib,
+    run_in_child,
+    run_phase_here,
+    save_json,
+    setup_torch,
+    summarize,
+    sync,
+    time_train_steps,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLE = REPO / "bundles" / "attention_r2unet_brats_segmentation"
@@ -91,78 +109,12 @@ SEGRESNET_INFERER = {"roi_size": [240, 240, 160], "sw_batch_size": 1, "overlap":
 GOAL_RATIO = 0.5  # goal: our whole-case time at most half of SegResNet's
 
 
-def log(msg: str) -> None:
-    print(f"[brats-bench] {msg}", file=sys.stderr, flush=True)
-
-
-def rss_gib() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return maxrss / (1024**3 if sys.platform == "darwin" else 1024**2)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
-
-
-def summarize(times_s: list[float], cpu_s: list[float] | None = None) -> dict:
-    """Median / min / mean wall time; with the process CPU times, the average number of busy cores."""
-    out = {
-        "median_s": statistics.median(times_s),
-        "min_s": min(times_s),
-        "mean_s": statistics.fmean(times_s),
-        "times_s": times_s,
-    }
-    if cpu_s:
-        out["cpu_cores_used"] = sum(cpu_s) / sum(times_s)
-    return out
+log = make_log("brats-bench")
 
 
 # ----------------------------------------------------------------------------------------------------
 # child side: one phase in this process
 # ----------------------------------------------------------------------------------------------------
-
-
-def _setup(args):
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.cuda.init()
-    return torch, device
-
-
-def _sync(torch, device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _reset_peak(torch, device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_gpu_gib(torch, device) -> float | None:
-    if device.type != "cuda":
-        return None
-    return torch.cuda.max_memory_allocated(device) / 1024**3
 
 
 def _precisions(args, device) -> list[tuple[str, bool]]:
@@ -173,18 +125,8 @@ def _precisions(args, device) -> list[tuple[str, bool]]:
     return rows
 
 
-def _guarded(fn, torch, device) -> dict:
-    """Run one row; an error (e.g. CUDA out of memory) is recorded instead of ending the phase."""
-    try:
-        return fn()
-    except Exception as err:  # any failure of one row is reported in its row
-        import traceback
-
-        traceback.print_exc()
-        if device.type == "cuda":
-            gc.collect()
-            torch.cuda.empty_cache()
-        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+def _print_traceback(err: Exception) -> None:
+    traceback.print_exc()
 
 
 class TimedInferer:
@@ -207,16 +149,16 @@ class TimedInferer:
 
 def _time_evaluator(args, torch, device, evaluator, name: str, out_dir: Path) -> dict:
     """``--warmup`` + ``--repeats`` runs of ``evaluator`` (one case each); whole-case and inferer times."""
-    timer = TimedInferer(evaluator.inferer, lambda: _sync(torch, device))
+    timer = TimedInferer(evaluator.inferer, lambda: sync(torch, device))
     evaluator.inferer = timer
-    _reset_peak(torch, device)
+    reset_peak(torch, device)
     times, cpu, model, warmup = [], [], [], []
     for i in range(args.warmup + args.repeats):
         n_calls = len(timer.times)
-        _sync(torch, device)
+        sync(torch, device)
         t0, c0 = time.perf_counter(), time.process_time()
         evaluator.run()
-        _sync(torch, device)
+        sync(torch, device)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
         dm = sum(timer.times[n_calls:])
         kind = "warm-up" if i < args.warmup else "timed"
@@ -237,13 +179,13 @@ def _time_evaluator(args, torch, device, evaluator, name: str, out_dir: Path) ->
         "warmup_times_s": warmup,
         "input_shape": timer.input_shape,
         "outputs": {p.name: p.stat().st_size for p in outputs},
-        "peak_gpu_gib": _peak_gpu_gib(torch, device),
+        "peak_gpu_gib": peak_gpu_gib(torch, device),
     }
 
 
 def run_ours(args) -> dict:
     """The bundle's inference.json, parsed with ConfigParser, on the phantom case."""
-    torch, device = _setup(args)
+    torch, device = setup_torch(args)
     from monai.bundle import ConfigParser
 
     work = Path(args.workdir) / "ours"
@@ -287,19 +229,13 @@ def run_ours(args) -> dict:
         return {**result, "setup_s": setup_s}
 
     for prec, amp in _precisions(args, device):
-        rows[prec] = _guarded(lambda prec=prec, amp=amp: row(prec, amp), torch, device)
-    return {
-        "rows": rows,
-        "n_params": n_params,
-        "rss_after_setup_gib": base_rss,
-        "peak_rss_gib": rss_gib(),
-        "torch_threads": torch.get_num_threads(),
-    }
+        rows[prec] = guarded(lambda prec=prec, amp=amp: row(prec, amp), torch, device, _print_traceback)
+    return phase_result(rows, n_params, base_rss, torch)
 
 
 def run_segresnet(args) -> dict:
     """SegResNet with the model zoo's brats_mri_segmentation pre/post-processing, same scope as ours."""
-    torch, device = _setup(args)
+    torch, device = setup_torch(args)
     import monai.transforms as mt
     import numpy as np
     from monai.data import DataLoader, Dataset
@@ -368,19 +304,13 @@ def run_segresnet(args) -> dict:
         return {**_time_evaluator(args, torch, device, evaluator, name, out_dir), "setup_s": setup_s}
 
     for prec, amp in _precisions(args, device):
-        rows[prec] = _guarded(lambda prec=prec, amp=amp: row(prec, amp), torch, device)
-    return {
-        "rows": rows,
-        "n_params": n_params,
-        "rss_after_setup_gib": base_rss,
-        "peak_rss_gib": rss_gib(),
-        "torch_threads": torch.get_num_threads(),
-    }
+        rows[prec] = guarded(lambda prec=prec, amp=amp: row(prec, amp), torch, device, _print_traceback)
+    return phase_result(rows, n_params, base_rss, torch)
 
 
 def run_train(args) -> dict:
     """Training steps with the network, loss and optimiser of the bundle's train.json."""
-    torch, device = _setup(args)
+    torch, device = setup_torch(args)
     from monai.bundle import ConfigParser
 
     config_file = BUNDLE / "configs" / "train.json"
@@ -410,46 +340,15 @@ def run_train(args) -> dict:
         nonlocal base_rss, n_params
         _, model, loss_fn, optimizer = build()
         n_params = sum(p.numel() for p in model.parameters())
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
         base_rss = base_rss or rss_gib()
-        _reset_peak(torch, device)
-        times, cpu, losses = [], [], []
-        for i in range(args.warmup_steps + args.steps):
-            _sync(torch, device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                loss = loss_fn(model(x), target)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            _sync(torch, device)
-            dt, dc = time.perf_counter() - t0, time.process_time() - c0
-            losses.append(float(loss.detach()))
-            kind = "warm-up" if i < args.warmup_steps else "timed"
-            log(f"  train step {'amp' if amp else 'fp32'} {kind} {i + 1}: {dt:.2f} s, loss {losses[-1]:.4f}")
-            times.append(dt)
-            cpu.append(dc)
-        timed = times[args.warmup_steps :]
-        return {
-            **summarize(timed, cpu[args.warmup_steps :]),
-            "first_step_s": times[0],
-            "slices_per_s": bsz / statistics.median(timed),
-            "losses": losses,
-            "peak_gpu_gib": _peak_gpu_gib(torch, device),
-        }
+        return time_train_steps(
+            args, torch, device, model, loss_fn, optimizer, x, target, amp, log, "slices_per_s"
+        )
 
     log(f"training on {device}: batch {bsz}, {args.warmup_steps} warm-up + {args.steps} timed steps")
     for prec, amp in _precisions(args, device):
-        rows[prec] = _guarded(lambda amp=amp: train_row(amp), torch, device)
-    return {
-        "rows": rows,
-        "n_params": n_params,
-        "rss_after_setup_gib": base_rss,
-        "peak_rss_gib": rss_gib(),
-        "torch_threads": torch.get_num_threads(),
-        **info,
-    }
+        rows[prec] = guarded(lambda amp=amp: train_row(amp), torch, device, _print_traceback)
+    return {**phase_result(rows, n_params, base_rss, torch), **info}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -460,33 +359,13 @@ def run_train(args) -> dict:
 def run_phase_in_child(args, phase: str) -> dict:
     """Re-invoke this script for one phase so that its peak RSS is its own."""
     result_file = Path(args.workdir) / f"{phase}_result.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase]
-    cmd += ["--child-result", str(result_file)]
-    cmd += ["--device", args.device, "--workdir", str(args.workdir), "--seed", str(args.seed)]
-    cmd += ["--warmup", str(args.warmup), "--repeats", str(args.repeats), "--threads", str(args.threads)]
-    cmd += ["--warmup-steps", str(args.warmup_steps), "--steps", str(args.steps)]
-    cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
-    cmd += ["--no-amp"] if args.no_amp else []
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, stdout=sys.stderr)  # stdout keeps just the tables
-    wall = time.perf_counter() - t0
-    if result_file.exists():
-        result = json.loads(result_file.read_text())
-    else:
-        result = {"error": f"child process for {phase!r} exited with code {proc.returncode}", "rows": {}}
-    result["wall_s"] = wall
-    return result
-
-
-def _fmt(value: float | None, spec: str, unit: str = "") -> str:
-    return "—" if value is None else f"{value:{spec}}{unit}"
-
-
-def _rss_cell(phase: dict) -> str:
-    if "peak_rss_gib" not in phase:
-        return "—"
-    base = phase.get("rss_after_setup_gib")
-    return f"{phase['peak_rss_gib']:.2f} GiB" + (f" (after setup {base:.2f})" if base else "")
+    options = ["--device", args.device, "--workdir", str(args.workdir), "--seed", str(args.seed)]
+    options += ["--warmup", str(args.warmup), "--repeats", str(args.repeats), "--threads", str(args.threads)]
+    options += ["--warmup-steps", str(args.warmup_steps), "--steps", str(args.steps)]
+    options += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    options += ["--no-amp"] if args.no_amp else []
+    # stdout=sys.stderr: stdout keeps just the tables
+    return run_in_child(Path(__file__).resolve(), phase, result_file, options, stdout=sys.stderr)
 
 
 def _ratios(phases: dict) -> dict:
@@ -509,18 +388,13 @@ def render(report: dict) -> str:
     m, cfg, phases = report["machine"], report["config"], report["phases"]
     gpu = cfg["device"] == "cuda"
     threads = next((p["torch_threads"] for p in phases.values() if "torch_threads" in p), None)
-    dev = m["device_name"] + (f" ({m['cpu_count']} logical CPUs, {threads} torch threads)" if not gpu else "")
     shape = "x".join(map(str, cfg["shape"]))
-    lines = [
-        f"### BraTS whole-case benchmark — {cfg['device'].upper()}",
-        "",
-        f"- device: {dev}",
-        f"- host CPU: {m['cpu_model']}, {m['cpu_count']} logical CPUs",
-        f"- torch {m['torch']}, monai {m['monai']}, Python {m['python']}, {m['platform']}",
+    case = (
         f"- case: one BraTS-2020-layout phantom, {shape} voxels, 4 modalities (written in "
-        f"{report['phantom_s']:.1f} s); seed {cfg['seed']}; random weights",
-        f"- load average (1, 5, 15 min) before: {m['loadavg_before']}, after: {m['loadavg_after']}; "
-        f"total wall time {report['total_wall_s']:.0f} s",
+        f"{report['phantom_s']:.1f} s); seed {cfg['seed']}; random weights"
+    )
+    lines = [
+        *header_lines("BraTS whole-case benchmark", report, threads, case),
         "",
         "| Pipeline | Precision | Runs (warm-up + timed) | Whole case median | Whole case min "
         "| Model-only median (inferer) | Rest (load, pre/post, write) | Peak RSS (this pipeline) "
@@ -545,10 +419,10 @@ def render(report: dict) -> str:
             if "error" in r:
                 lines.append(f"| {name} | {label} | {runs} | failed: {r['error']} | | | | | | {params} |")
                 continue
-            mem = _fmt(r.get("peak_gpu_gib"), ".2f", " GiB") if gpu else "—"
+            mem = fmt(r.get("peak_gpu_gib"), ".2f", " GiB") if gpu else "—"
             lines.append(
                 f"| {name} | {label} | {runs} | {r['median_s']:.2f} s | {r['min_s']:.2f} s "
-                f"| {r['model_only']['median_s']:.2f} s | {r['rest_median_s']:.2f} s | {_rss_cell(phase)} "
+                f"| {r['model_only']['median_s']:.2f} s | {r['rest_median_s']:.2f} s | {rss_cell(phase)} "
                 f"| {mem} | {params} |"
             )
     ratios = report.get("ratios", {})
@@ -582,10 +456,10 @@ def render(report: dict) -> str:
             if "error" in r:
                 lines.append(f"| {what} | {label} | {bsz} | {steps} | failed: {r['error']} | | | | |")
                 continue
-            mem = _fmt(r.get("peak_gpu_gib"), ".2f", " GiB") if gpu else "—"
+            mem = fmt(r.get("peak_gpu_gib"), ".2f", " GiB") if gpu else "—"
             lines.append(
                 f"| {what} | {label} | {bsz} | {steps} | {r['median_s']:.2f} s | {r['min_s']:.2f} s "
-                f"| {r['slices_per_s']:.2f} slices/s | {_rss_cell(tr)} | {mem} |"
+                f"| {r['slices_per_s']:.2f} slices/s | {rss_cell(tr)} | {mem} |"
             )
     notes = []
     for key in ("ours", "segresnet"):
@@ -600,44 +474,15 @@ def render(report: dict) -> str:
     for prec, r in (tr or {}).get("rows", {}).items():
         if "first_step_s" in r:
             notes.append(f"first training step ({prec}): {r['first_step_s']:.2f} s")
-    if not gpu:
-        used = []
-        for key in PHASES:
-            r = phases.get(key, {}).get("rows", {}).get("fp32", {})
-            if "cpu_cores_used" in r:
-                used.append(f"{key} {r['cpu_cores_used']:.2f}")
-        if used:
-            notes.append(
-                f"average cores busy in the benchmark process during the timed runs: {', '.join(used)} "
-                f"(of {threads} torch threads; fewer means the CPU was shared)"
-            )
-        notes.append("peak RSS is the child process's ru_maxrss for the whole phase; no AMP rows on CPU")
-    before = m["loadavg_before"]
-    if before and before[0] >= 0.5:
-        notes.append(
-            f"load average before the run was {before[0]}: another process was probably using the CPU, "
-            "so times may be inflated"
-        )
+    used = []
+    for key in PHASES:
+        r = phases.get(key, {}).get("rows", {}).get("fp32", {})
+        if "cpu_cores_used" in r:
+            used.append(f"{key} {r['cpu_cores_used']:.2f}")
+    notes += machine_notes(m, gpu, threads, used)
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     return "\n".join(lines)
-
-
-def machine_info(device: str) -> dict:
-    import monai
-    import torch
-
-    name = torch.cuda.get_device_name() if device == "cuda" else cpu_model()
-    return {
-        "device_name": name,
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda if device == "cuda" else None,
-        "monai": monai.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-    }
 
 
 def parse_args(argv=None):
@@ -667,13 +512,7 @@ def parse_args(argv=None):
         p.error(f"--shape must be three integers X,Y,Z, got {args.shape!r}")
     if len(args.shape_tuple) != 3 or min(args.shape_tuple) < 24:
         p.error("--shape must be three integers of at least 24")
-    if args.device == "auto":
-        import torch
-
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    for key, value in DEFAULTS[args.device].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    resolve_device(args, DEFAULTS)
     if min(args.repeats, args.steps) < 1 or min(args.warmup, args.warmup_steps, args.batch_size) < 0:
         p.error("--repeats and --steps must be >= 1, warm-up counts and --batch-size >= 0")
     return args
@@ -683,15 +522,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child_result is not None:  # child: one phase in this process
         runner = {"ours": run_ours, "segresnet": run_segresnet, "train": run_train}[args.phase]
-        try:
-            result = runner(args)
-        except Exception as err:  # reported in the parent's table
-            import traceback
-
-            traceback.print_exc()
-            result = {"error": f"{type(err).__name__}: {err}", "rows": {}}
-        args.child_result.write_text(json.dumps(result))
-        return 0
+        return run_phase_here(runner, args)
 
     t0 = time.perf_counter()
     load_before = loadavg()
@@ -735,10 +566,7 @@ def main(argv=None) -> int:
         "total_wall_s": time.perf_counter() - t0,
     }
     print(render(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"\nresults written to {args.json}")
+    save_json(args.json, report)
     return 0
 
 

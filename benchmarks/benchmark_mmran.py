@@ -39,17 +39,33 @@ fixed (``--seed``, default 0).
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import os
-import platform
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_common import (
+    fmt,
+    guarded,
+    header_lines,
+    loadavg,
+    machine_info,
+    machine_notes,
+    make_log,
+    peak_gpu_gib,
+    phase_result,
+    reset_peak,
+    resolve_device,
+    rss_cell,
+    rss_gib,
+    run_in_child,
+    run_phase_here,
+    save_json,
+    setup_torch,
+    summarize,
+    sync,
+    time_train_steps,
+)
 
 FULL_FEATURES = (64, 128, 256, 512, 1024)
 DEFAULTS = {  # per device: inference warm-up / repeats, training batch / warm-up steps / timed steps
@@ -59,45 +75,7 @@ DEFAULTS = {  # per device: inference warm-up / repeats, training batch / warm-u
 POST_REPEATS = 20  # post-processing is cheap: always this many timed runs (after 2 warm-up runs)
 
 
-def log(msg: str) -> None:
-    print(f"[mmran-bench] {msg}", file=sys.stderr, flush=True)
-
-
-def rss_gib() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return maxrss / (1024**3 if sys.platform == "darwin" else 1024**2)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
-
-
-def summarize(times_s: list[float], cpu_s: list[float] | None = None) -> dict:
-    """Median / min / mean wall time; with the process CPU times, the average number of busy cores
-    (close to the torch thread count when nothing else competes for the CPU)."""
-    out = {
-        "median_s": statistics.median(times_s),
-        "min_s": min(times_s),
-        "mean_s": statistics.fmean(times_s),
-        "times_s": times_s,
-    }
-    if cpu_s:
-        out["cpu_cores_used"] = sum(cpu_s) / sum(times_s)
-    return out
+log = make_log("mmran-bench")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -108,13 +86,12 @@ def summarize(times_s: list[float], cpu_s: list[float] | None = None) -> dict:
 def _setup(args):
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.cuda.init()
-    return torch, device
+    return setup_torch(args)
+
+
+def _log_failure(err: Exception) -> None:
+    log(f"  failed: {type(err).__name__}: {err}")
 
 
 def _build_model(args, device):
@@ -124,36 +101,6 @@ def _build_model(args, device):
 
     torch.manual_seed(args.seed)
     return MMRAN(features=args.features_tuple).to(device)
-
-
-def _sync(torch, device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _reset_peak(torch, device) -> None:
-    if device.type == "cuda":
-        gc.collect()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_gpu_gib(torch, device) -> float | None:
-    if device.type != "cuda":
-        return None
-    return torch.cuda.max_memory_allocated(device) / 1024**3
-
-
-def _guarded(fn, torch, device) -> dict:
-    """Run one row; an error (e.g. CUDA out of memory) is recorded instead of ending the phase."""
-    try:
-        return fn()
-    except Exception as err:  # any failure of one row is reported in its row
-        log(f"  failed: {type(err).__name__}: {err}")
-        if device.type == "cuda":
-            gc.collect()
-            torch.cuda.empty_cache()
-        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
 
 
 def _synthetic_lesion_logits(torch, size: int, device):
@@ -181,26 +128,26 @@ def run_inference(args) -> dict:
     rows: dict[str, dict] = {}
 
     def forward_row(amp: bool) -> dict:
-        _reset_peak(torch, device)
+        reset_peak(torch, device)
         times, cpu = [], []
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=amp):
             for i in range(args.warmup + args.repeats):
-                _sync(torch, device)
+                sync(torch, device)
                 t0, c0 = time.perf_counter(), time.process_time()
                 model(x)
-                _sync(torch, device)
+                sync(torch, device)
                 dt, dc = time.perf_counter() - t0, time.process_time() - c0
                 kind = "warm-up" if i < args.warmup else "timed"
                 log(f"  forward {'amp' if amp else 'fp32'} {kind} {i + 1}: {dt * 1e3:.1f} ms")
                 if i >= args.warmup:
                     times.append(dt)
                     cpu.append(dc)
-        return {**summarize(times, cpu), "peak_gpu_gib": _peak_gpu_gib(torch, device)}
+        return {**summarize(times, cpu), "peak_gpu_gib": peak_gpu_gib(torch, device)}
 
     log(f"inference on {device}: {args.warmup} warm-up + {args.repeats} timed forward passes")
-    rows["forward_fp32"] = _guarded(lambda: forward_row(False), torch, device)
+    rows["forward_fp32"] = guarded(lambda: forward_row(False), torch, device, _log_failure)
     if device.type == "cuda" and not args.no_amp:
-        rows["forward_amp"] = _guarded(lambda: forward_row(True), torch, device)
+        rows["forward_amp"] = guarded(lambda: forward_row(True), torch, device, _log_failure)
 
     post_seg = mt.Compose(
         [mt.Activations(sigmoid=True), mt.AsDiscrete(threshold=0.5), mt.FillHoles(connectivity=1)]
@@ -211,11 +158,11 @@ def run_inference(args) -> dict:
         times, fg = [], 0.0
         with torch.inference_mode():
             for i in range(2 + POST_REPEATS):
-                _sync(torch, device)
+                sync(torch, device)
                 t0 = time.perf_counter()
                 mask = post_seg(seg_logits)
                 probs = post_cls(cls_logits)
-                _sync(torch, device)
+                sync(torch, device)
                 if i >= 2:
                     times.append(time.perf_counter() - t0)
             fg = float(mask.float().mean())
@@ -227,18 +174,12 @@ def run_inference(args) -> dict:
             out = model(x)
         seg, cls = out["seg"][0].float(), out["cls"][0].float()  # (1, H, W) and (3,)
         log(f"post-processing: 2 warm-up + {POST_REPEATS} timed runs, network output and synthetic lesion")
-        rows["post_network"] = _guarded(lambda: post_row(seg, cls), torch, device)
+        rows["post_network"] = guarded(lambda: post_row(seg, cls), torch, device, _log_failure)
         lesion = _synthetic_lesion_logits(torch, size, device)
-        rows["post_lesion"] = _guarded(lambda: post_row(lesion, cls), torch, device)
+        rows["post_lesion"] = guarded(lambda: post_row(lesion, cls), torch, device, _log_failure)
 
-    _guarded(post_rows, torch, device)
-    return {
-        "rows": rows,
-        "n_params": n_params,
-        "rss_after_setup_gib": base_rss,
-        "peak_rss_gib": rss_gib(),
-        "torch_threads": torch.get_num_threads(),
-    }
+    guarded(post_rows, torch, device, _log_failure)
+    return phase_result(rows, n_params, base_rss, torch)
 
 
 def run_train(args) -> dict:
@@ -268,47 +209,17 @@ def run_train(args) -> dict:
         model = _build_model(args, device).train()
         n_params = sum(p.numel() for p in model.parameters())
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
         if base_rss is None:
             base_rss = rss_gib()
-        _reset_peak(torch, device)
-        times, cpu, losses = [], [], []
-        for i in range(args.warmup_steps + args.steps):
-            _sync(torch, device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                loss = loss_fn(model(x), target)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            _sync(torch, device)
-            dt, dc = time.perf_counter() - t0, time.process_time() - c0
-            losses.append(float(loss.detach()))
-            kind = "warm-up" if i < args.warmup_steps else "timed"
-            log(f"  train step {'amp' if amp else 'fp32'} {kind} {i + 1}: {dt:.2f} s, loss {losses[-1]:.4f}")
-            times.append(dt)
-            cpu.append(dc)
-        timed = times[args.warmup_steps :]
-        return {
-            **summarize(timed, cpu[args.warmup_steps :]),
-            "first_step_s": times[0],
-            "samples_per_s": bsz / statistics.median(timed),
-            "losses": losses,
-            "peak_gpu_gib": _peak_gpu_gib(torch, device),
-        }
+        return time_train_steps(
+            args, torch, device, model, loss_fn, optimizer, x, target, amp, log, "samples_per_s"
+        )
 
     log(f"training on {device}: batch {bsz}, {args.warmup_steps} warm-up + {args.steps} timed steps")
-    rows["train_fp32"] = _guarded(lambda: train_row(False), torch, device)
+    rows["train_fp32"] = guarded(lambda: train_row(False), torch, device, _log_failure)
     if device.type == "cuda" and not args.no_amp:
-        rows["train_amp"] = _guarded(lambda: train_row(True), torch, device)
-    return {
-        "rows": rows,
-        "n_params": n_params,
-        "rss_after_setup_gib": base_rss,
-        "peak_rss_gib": rss_gib(),
-        "torch_threads": torch.get_num_threads(),
-    }
+        rows["train_amp"] = guarded(lambda: train_row(True), torch, device, _log_failure)
+    return phase_result(rows, n_params, base_rss, torch)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -318,51 +229,17 @@ def run_train(args) -> dict:
 
 def run_phase_in_child(args, phase: str) -> dict:
     """Re-invoke this script for one phase so that its peak RSS is its own."""
+    options = ["--device", args.device, "--image-size", str(args.image_size)]
+    options += ["--features", ",".join(map(str, args.features_tuple)), "--seed", str(args.seed)]
+    options += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+    options += ["--batch-size", str(args.batch_size)]
+    options += ["--warmup-steps", str(args.warmup_steps), "--steps", str(args.steps)]
+    options += ["--threads", str(args.threads or 0)]
+    options += ["--no-amp"] if args.no_amp else []
+    options += ["--cudnn-benchmark"] if args.cudnn_benchmark else []
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / f"{phase}.json"
-        cmd = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--phase",
-            phase,
-            "--child-result",
-            str(result_file),
-            "--device",
-            args.device,
-            "--image-size",
-            str(args.image_size),
-            "--features",
-            ",".join(map(str, args.features_tuple)),
-            "--seed",
-            str(args.seed),
-            "--warmup",
-            str(args.warmup),
-            "--repeats",
-            str(args.repeats),
-            "--batch-size",
-            str(args.batch_size),
-            "--warmup-steps",
-            str(args.warmup_steps),
-            "--steps",
-            str(args.steps),
-            "--threads",
-            str(args.threads or 0),
-        ]
-        cmd += ["--no-amp"] if args.no_amp else []
-        cmd += ["--cudnn-benchmark"] if args.cudnn_benchmark else []
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, check=False)
-        wall = time.perf_counter() - t0
-        if result_file.exists():
-            result = json.loads(result_file.read_text())
-        else:
-            result = {"error": f"child process for {phase!r} exited with code {proc.returncode}", "rows": {}}
-        result["wall_s"] = wall
-        return result
-
-
-def _fmt(value: float | None, spec: str, unit: str = "") -> str:
-    return "—" if value is None else f"{value:{spec}}{unit}"
+        return run_in_child(Path(__file__).resolve(), phase, result_file, options)
 
 
 def render(report: dict) -> str:
@@ -370,32 +247,19 @@ def render(report: dict) -> str:
     inf, tr = phases.get("inference", {}), phases.get("train", {})
     n_params = inf.get("n_params", tr.get("n_params"))
     threads = inf.get("torch_threads", tr.get("torch_threads"))
-    dev = m["device_name"] + (
-        f" ({m['cpu_count']} logical CPUs, {threads} torch threads)" if cfg["device"] == "cpu" else ""
-    )
-    lines = [
-        f"### MMRAN benchmark — {cfg['device'].upper()}",
-        "",
-        f"- device: {dev}",
-        f"- host CPU: {m['cpu_model']}, {m['cpu_count']} logical CPUs",
-        f"- torch {m['torch']}, monai {m['monai']}, Python {m['python']}, {m['platform']}",
+    model = (
         f"- model: MMRAN(features={list(cfg['features'])}), "
         + (f"{n_params / 1e6:.2f} M parameters" if n_params else "parameter count not measured")
-        + f"; input {cfg['image_size']}x{cfg['image_size']}x1; seed {cfg['seed']}",
-        f"- load average (1, 5, 15 min) before: {m['loadavg_before']}, after: {m['loadavg_after']}; "
-        f"total wall time {report['total_wall_s']:.0f} s",
+        + f"; input {cfg['image_size']}x{cfg['image_size']}x1; seed {cfg['seed']}"
+    )
+    lines = [
+        *header_lines("MMRAN benchmark", report, threads, model),
         "",
         "| Measurement | Precision | Batch | Runs (warm-up + timed) | Median | Min | Throughput "
         "| Peak GPU mem (this row) | Peak RSS (this phase) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     gpu = cfg["device"] == "cuda"
-
-    def rss_cell(phase: dict) -> str:
-        if "peak_rss_gib" not in phase:
-            return "—"
-        base = phase.get("rss_after_setup_gib")
-        return f"{phase['peak_rss_gib']:.2f} GiB" + (f" (after setup {base:.2f})" if base else "")
 
     def row(name, prec, batch, runs, r, unit_scale, unit, thr, phase, gpu_mem=True):
         if r is None:
@@ -404,7 +268,7 @@ def render(report: dict) -> str:
             lines.append(f"| {name} | {prec} | {batch} | {runs} | failed: {r['error']} | | | | |")
             return
         digits = 1 if unit == "ms" else 2
-        mem = _fmt(r.get("peak_gpu_gib"), ".2f", " GiB") if gpu and gpu_mem else "—"
+        mem = fmt(r.get("peak_gpu_gib"), ".2f", " GiB") if gpu and gpu_mem else "—"
         lines.append(
             f"| {name} | {prec} | {batch} | {runs} | {r['median_s'] * unit_scale:.{digits}f} {unit} "
             f"| {r['min_s'] * unit_scale:.{digits}f} {unit} | {thr} | {mem} | {rss_cell(phase)} |"
@@ -435,47 +299,18 @@ def render(report: dict) -> str:
         r = tr.get("rows", {}).get(key)
         if r and "first_step_s" in r:
             notes.append(f"first training step ({key}): {r['first_step_s']:.2f} s")
-    if not gpu:
-        used = [
-            f"{label} {r['cpu_cores_used']:.2f}"
-            for label, r in (
-                ("inference", rows.get("forward_fp32")),
-                ("training", tr.get("rows", {}).get("train_fp32")),
-            )
-            if r and "cpu_cores_used" in r
-        ]
-        if used:
-            notes.append(
-                f"average cores busy in the benchmark process during the timed runs: {', '.join(used)} "
-                f"(of {threads} torch threads; fewer means the CPU was shared)"
-            )
-        notes.append("peak RSS is the child process's ru_maxrss for the whole phase; no AMP rows on CPU")
-    before = m["loadavg_before"]
-    if before and before[0] >= 0.5:
-        notes.append(
-            f"load average before the run was {before[0]}: another process was probably using the CPU, "
-            "so times may be inflated"
+    used = [
+        f"{label} {r['cpu_cores_used']:.2f}"
+        for label, r in (
+            ("inference", rows.get("forward_fp32")),
+            ("training", tr.get("rows", {}).get("train_fp32")),
         )
+        if r and "cpu_cores_used" in r
+    ]
+    notes += machine_notes(m, gpu, threads, used)
     if notes:
         lines += ["", "Notes: " + "; ".join(notes) + "."]
     return "\n".join(lines)
-
-
-def machine_info(device: str) -> dict:
-    import monai
-    import torch
-
-    name = torch.cuda.get_device_name() if device == "cuda" else cpu_model()
-    return {
-        "device_name": name,
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda if device == "cuda" else None,
-        "monai": monai.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-    }
 
 
 def parse_args(argv=None):
@@ -505,13 +340,7 @@ def parse_args(argv=None):
     divisor = 2 ** (len(args.features_tuple) - 1)
     if args.image_size % divisor:
         p.error(f"--image-size must be divisible by {divisor} for {len(args.features_tuple)} levels")
-    if args.device == "auto":
-        import torch
-
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    for key, value in DEFAULTS[args.device].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    resolve_device(args, DEFAULTS)
     if min(args.repeats, args.steps, args.batch_size) < 1 or min(args.warmup, args.warmup_steps) < 0:
         p.error("--repeats, --steps and --batch-size must be >= 1, warm-up counts >= 0")
     return args
@@ -520,15 +349,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child_result is not None:  # child: one phase in this process
-        try:
-            result = run_inference(args) if args.phase == "inference" else run_train(args)
-        except Exception as err:  # reported in the parent's table
-            import traceback
-
-            traceback.print_exc()
-            result = {"error": f"{type(err).__name__}: {err}", "rows": {}}
-        args.child_result.write_text(json.dumps(result))
-        return 0
+        return run_phase_here(run_inference if args.phase == "inference" else run_train, args)
 
     t0 = time.perf_counter()
     load_before = loadavg()
@@ -560,10 +381,7 @@ def main(argv=None) -> int:
         "total_wall_s": time.perf_counter() - t0,
     }
     print(render(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"\nresults written to {args.json}")
+    save_json(args.json, report)
     return 0
 
 
