@@ -61,13 +61,13 @@ BRATS = DemoSpec(
     overrides={
         "slice_size": [64, 80],
         "features": [16, 32, 64, 128],
-        "epochs": 25,
+        "epochs": 30,
         "batch_size": 32,
         "slices_per_case": 16,
         "learning_rate": 0.003,
         "sw_batch_size": 32,
         "num_workers": 1,
-        "phantom": {"n_cases": 10, "shape": [96, 112, 48], "seed": 0},
+        "phantom": {"n_cases": 12, "shape": [64, 80, 40], "seed": 0},
     },
     run="demo_brats",
 )
@@ -242,7 +242,7 @@ def demo_brats(spec: DemoSpec, out: Path) -> list[str]:
         f"{spec.overrides['features']}, {slices} slices, {spec.overrides['epochs']} epochs of "
         f"{spec.overrides['slices_per_case']} slices per case.",
         f"Wall time: training {timings['train']:.0f} s, evaluation {timings['evaluate']:.0f} s, whole-case "
-        f"inference {timings['inference']:.0f} s ({len(test_cases)} cases).",
+        f"inference {timings['inference']:.0f} s ({len(test_cases)} case{'s' * (len(test_cases) != 1)}).",
         "",
         *metrics_table(work / "eval" / "metrics.csv"),
         "",
@@ -269,6 +269,7 @@ def demo_brats(spec: DemoSpec, out: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO / "demo_output")
+    parser.add_argument("--only", choices=[spec.name for spec in BUNDLES], help="run one bundle's demo")
     args = parser.parse_args()
     out = args.output.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -279,6 +280,8 @@ def main() -> None:
         "",
     ]
     for spec in BUNDLES:
+        if args.only and spec.name != args.only:
+            continue
         print(f"[demo] {spec.name}: train, evaluate, infer ...", flush=True)
         report += globals()[spec.run](spec, out) + [""]
     (out / "report.md").write_text("\n".join(report) + "\n")

@@ -51,9 +51,9 @@ def test_training_checkpoints_and_learning(trained):
     assert workflow.trainer.state.epoch == EPOCHS
     state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
     AttentionR2UNet(features=SMALL["features"]).load_state_dict(state)
-    # chance: a whole-tumour Dice of a few per cent (the tumour is ~5 % of the brain)
+    # the best model is picked by the mean Dice of WT, TC and ET; chance is a few per cent for each
     best = workflow.parser.get_parsed_content("validate#best_model").best
-    assert best > 0.7, best
+    assert best > 0.5, best
 
 
 def test_evaluation_reports_brats_metrics_per_case(trained):
