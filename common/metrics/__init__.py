@@ -7,7 +7,6 @@ Use MONAI directly for Dice (``DiceMetric`` / ``MeanDice``), MIoU (``MeanIoU`` /
 from .brats import (
     BRATS_EMPTY_HD95,
     BRATS_METRICS,
-    BRATS_REGION_LABELS,
     BraTSRegionHandler,
     BraTSRegionMetric,
     brats_region_masks,
@@ -38,7 +37,6 @@ __all__ = [
     "AverageOfMetrics",
     "BRATS_EMPTY_HD95",
     "BRATS_METRICS",
-    "BRATS_REGION_LABELS",
     "BraTSRegionHandler",
     "BraTSRegionMetric",
     "brats_region_masks",

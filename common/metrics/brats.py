@@ -48,18 +48,18 @@ from monai.handlers import IgniteMetricHandler, from_engine
 from monai.metrics import CumulativeIterationMetric
 from monai.utils import convert_to_tensor
 
+from common.data.brats import BRATS_REGIONS
+
 from .segmentation import HausdorffDistance95mmMetric, Spacing, _aggregate
 
 __all__ = [
     "BRATS_EMPTY_HD95",
     "BRATS_METRICS",
-    "BRATS_REGION_LABELS",
     "BraTSRegionHandler",
     "BraTSRegionMetric",
     "brats_region_masks",
 ]
 
-BRATS_REGION_LABELS: dict[str, tuple[int, ...]] = {"wt": (1, 2, 3), "tc": (1, 3), "et": (3,)}
 """Canonical labels of each BraTS region, in channel order WT, TC, ET (as ``common.data.BRATS_REGIONS``)."""
 
 BRATS_METRICS: tuple[str, ...] = ("dice", "hd95", "sensitivity", "specificity")
@@ -68,7 +68,7 @@ BRATS_METRICS: tuple[str, ...] = ("dice", "hd95", "sensitivity", "specificity")
 BRATS_EMPTY_HD95 = 373.13
 """HD95 (mm) when exactly one of prediction and ground truth is empty: the 240 x 240 x 155 mm diagonal."""
 
-_REGIONS = tuple(BRATS_REGION_LABELS)
+_REGIONS = tuple(BRATS_REGIONS)
 _MAX_LABEL = 3
 
 
@@ -127,7 +127,7 @@ def _region_counts(
 def brats_region_masks(labels: torch.Tensor, channel_dim: int | None = None) -> torch.Tensor:
     """Boolean masks of the BraTS regions [WT, TC, ET] from a canonical label map.
 
-    The region definitions are those of ``common.data.brats_regions`` (:data:`BRATS_REGION_LABELS`):
+    The regions are :data:`common.data.brats.BRATS_REGIONS`, also used by ``common.data.brats_regions``:
     WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
 
     Args:
@@ -145,9 +145,7 @@ def brats_region_masks(labels: torch.Tensor, channel_dim: int | None = None) -> 
     """
     dim = _channel_dim(labels, channel_dim)
     values = _canonical(labels)
-    masks = [
-        torch.isin(values, torch.tensor(ids, device=values.device)) for ids in BRATS_REGION_LABELS.values()
-    ]
+    masks = [torch.isin(values, torch.tensor(ids, device=values.device)) for ids in BRATS_REGIONS.values()]
     out = torch.cat(masks, dim=dim)
     if isinstance(labels, MetaTensor):
         out = MetaTensor(out).copy_meta_from(labels)
@@ -193,7 +191,7 @@ class BraTSRegionMetric(CumulativeIterationMetric):
         self.metric_name = metric_name
         self.region = region
         self._columns = [_REGIONS.index(region)] if region is not None else list(range(len(_REGIONS)))
-        membership = [[float(k in BRATS_REGION_LABELS[r]) for k in range(_MAX_LABEL + 1)] for r in _REGIONS]
+        membership = [[float(k in BRATS_REGIONS[r]) for k in range(_MAX_LABEL + 1)] for r in _REGIONS]
         self._membership = torch.tensor(membership)[self._columns]  # (R, 4)
         self._hd95 = HausdorffDistance95mmMetric(
             include_background=True,
