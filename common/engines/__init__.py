@@ -9,6 +9,7 @@ from .checkpoint import (
     unwrap,
 )
 from .class_probabilities import ClassProbabilityWriter
+from .distributed import destroy_distributed, handlers_for_rank, init_distributed, process_device
 from .prepare_batch import MultiTaskPrepareBatch
 
 __all__ = [
@@ -17,7 +18,11 @@ __all__ = [
     "MultiTaskPrepareBatch",
     "TrainingCheckpoint",
     "cpu_state_dict",
+    "destroy_distributed",
+    "handlers_for_rank",
+    "init_distributed",
     "load_network_weights",
+    "process_device",
     "save_atomic",
     "unwrap",
 ]

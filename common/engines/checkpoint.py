@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ignite import distributed as idist
 from ignite.engine import Engine, Events
 from torch import nn
 
@@ -27,8 +28,10 @@ logger = logging.getLogger(__name__)
 
 
 def unwrap(network: nn.Module) -> nn.Module:
-    """The bare module inside DataParallel / DistributedDataParallel."""
-    return network.module if hasattr(network, "module") and isinstance(network.module, nn.Module) else network
+    """The bare network inside DataParallel / DistributedDataParallel / ``TrainingHeads`` (at any depth)."""
+    while isinstance(getattr(network, "module", None), nn.Module):
+        network = network.module
+    return network
 
 
 def _to_cpu(value: Any) -> Any:
@@ -63,6 +66,8 @@ def load_network_weights(network: nn.Module, path: str | os.PathLike, strict: bo
 class BestModelSaver:
     """Saves the network's CPU state_dict to ``path`` whenever the evaluator's ``metric_name`` improves.
 
+    In a distributed run only the first process writes the file.
+
     Attach it to the validation evaluator. Its ``state_dict`` (the best value so far) belongs in the
     training checkpoint, so a resumed run does not overwrite a better model with a worse one.
     """
@@ -91,8 +96,9 @@ class BestModelSaver:
             return
         self.best = value
         self.best_epoch = int(engine.state.epoch)  # ValidationHandler runs the evaluator at the trainer epoch
-        save_atomic(cpu_state_dict(self.network), self.path)
-        logger.info("saved best model (%s = %.4f) to %s", self.metric_name, value, self.path)
+        if idist.get_rank() == 0:  # every process tracks the best value; one writes the file
+            save_atomic(cpu_state_dict(self.network), self.path)
+            logger.info("saved best model (%s = %.4f) to %s", self.metric_name, value, self.path)
 
     def state_dict(self) -> dict[str, float]:
         return {"best": self.best, "best_epoch": self.best_epoch}
@@ -112,7 +118,8 @@ class TrainingCheckpoint:
             added as ``"trainer"``.
         filename: checkpoint file name.
         resume: reload the checkpoint when the trainer starts, if it exists.
-        write: save after each epoch (False on all but one rank of a multi-GPU run, which still resume).
+        write: save after each epoch; by default only the first process of a distributed run writes (every
+            process still resumes from the file).
 
     On resume the configured ``max_epochs`` wins over the stored one, so a finished run can be extended
     by asking for more epochs.
@@ -124,12 +131,12 @@ class TrainingCheckpoint:
         objects: Mapping[str, Any],
         filename: str = "last.pt",
         resume: bool = True,
-        write: bool = True,
+        write: bool | None = None,
     ):
         self.path = Path(ckpt_dir) / filename
         self.objects = dict(objects)
         self.resume = resume
-        self.write = write
+        self.write = idist.get_rank() == 0 if write is None else write
 
     def attach(self, engine: Engine) -> None:
         # the trainer's own state (epoch, iteration) is always part of the checkpoint

@@ -2,13 +2,14 @@
 
 from .focal import ClassificationFocalLoss
 from .multitask import MultiTaskLoss
-from .schedules import DynamicWeight, FixedWeights, FreezeTraining, LossWeightSchedule
+from .schedules import DynamicWeight, FixedWeights, FreezeTraining, LossScheduleHandler, LossWeightSchedule
 
 __all__ = [
     "ClassificationFocalLoss",
     "DynamicWeight",
     "FixedWeights",
     "FreezeTraining",
+    "LossScheduleHandler",
     "LossWeightSchedule",
     "MultiTaskLoss",
 ]

@@ -102,3 +102,18 @@ class DynamicWeight(LossWeightSchedule):
     def weights_at(self, epoch: int) -> dict[str, float]:
         alpha = self.alpha_at(epoch)
         return {self.first: 1.0 - alpha, self.second: alpha}
+
+
+class LossScheduleHandler:
+    """The handler entry of a loss-weight schedule in a bundle's ``train#handlers``.
+
+    The schedule itself is a top-level config item, so that the training checkpoint can hold it by
+    reference; MONAI's property checks want every handler entry to be a dict with a ``_target_``, hence
+    this wrapper (as MONAI's ``LrScheduleHandler`` wraps an ``lr_scheduler``).
+    """
+
+    def __init__(self, schedule: LossWeightSchedule):
+        self.schedule = schedule
+
+    def attach(self, engine: Engine) -> None:
+        self.schedule.attach(engine)

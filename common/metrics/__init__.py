@@ -9,6 +9,7 @@ from .brats import (
     BRATS_METRICS,
     BraTSRegionHandler,
     BraTSRegionMetric,
+    brats_region_handlers,
     brats_region_masks,
 )
 from .classification import (
@@ -18,6 +19,7 @@ from .classification import (
     ConfusionMatrixSaver,
     ROCAUCForClass,
     ROCAUCForClassMetric,
+    classification_handlers,
     classification_report,
     save_confusion_matrix,
     to_class_labels,
@@ -39,6 +41,7 @@ __all__ = [
     "BRATS_METRICS",
     "BraTSRegionHandler",
     "BraTSRegionMetric",
+    "brats_region_handlers",
     "brats_region_masks",
     "REPORT_SCALARS",
     "ClassificationReport",
@@ -50,6 +53,7 @@ __all__ = [
     "MeanPixelAccuracyMetric",
     "ROCAUCForClass",
     "ROCAUCForClassMetric",
+    "classification_handlers",
     "classification_report",
     "compute_mean_pixel_accuracy",
     "mean_iou_metric",

@@ -1,8 +1,8 @@
 """BraTS evaluation metrics per tumour region (paper §3.5): Dice, HD95 (mm), sensitivity, specificity.
 
 Inputs are *canonical* label maps (``0`` background, ``1`` NCR/NET, ``2`` oedema, ``3`` enhancing tumour;
-see :mod:`common.data.brats`), and every metric is computed on the three BraTS evaluation regions, in this
-channel order (the same definitions as ``common.data.brats_regions``):
+see :mod:`common.labels`), and every metric is computed on the three BraTS evaluation regions of
+``common.labels.BRATS``, in this channel order:
 
 * ``"wt"`` whole tumour = {1, 2, 3};
 * ``"tc"`` tumour core = {1, 3};
@@ -39,7 +39,7 @@ prediction fills it too, else 0; that code gives 0).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import torch
@@ -48,19 +48,18 @@ from monai.handlers import IgniteMetricHandler, from_engine
 from monai.metrics import CumulativeIterationMetric
 from monai.utils import convert_to_tensor
 
-from common.data.brats import BRATS_REGIONS
+from common.labels import BRATS
 
 from .segmentation import HausdorffDistance95mmMetric, Spacing, _aggregate
 
 __all__ = [
     "BRATS_EMPTY_HD95",
+    "brats_region_handlers",
     "BRATS_METRICS",
     "BraTSRegionHandler",
     "BraTSRegionMetric",
     "brats_region_masks",
 ]
-
-"""Canonical labels of each BraTS region, in channel order WT, TC, ET (as ``common.data.BRATS_REGIONS``)."""
 
 BRATS_METRICS: tuple[str, ...] = ("dice", "hd95", "sensitivity", "specificity")
 """Values of ``metric_name`` accepted by :class:`BraTSRegionMetric`."""
@@ -68,8 +67,8 @@ BRATS_METRICS: tuple[str, ...] = ("dice", "hd95", "sensitivity", "specificity")
 BRATS_EMPTY_HD95 = 373.13
 """HD95 (mm) when exactly one of prediction and ground truth is empty: the 240 x 240 x 155 mm diagonal."""
 
-_REGIONS = tuple(BRATS_REGIONS)
-_MAX_LABEL = 3
+_REGIONS = tuple(BRATS.regions)  # channel order WT, TC, ET
+_MAX_LABEL = BRATS.max_label
 
 
 def _channel_dim(labels: torch.Tensor, channel_dim: int | None) -> int:
@@ -127,8 +126,7 @@ def _region_counts(
 def brats_region_masks(labels: torch.Tensor, channel_dim: int | None = None) -> torch.Tensor:
     """Boolean masks of the BraTS regions [WT, TC, ET] from a canonical label map.
 
-    The regions are :data:`common.data.brats.BRATS_REGIONS`, also used by ``common.data.brats_regions``:
-    WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
+    The regions are those of :data:`common.labels.BRATS`: WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
 
     Args:
         labels: canonical labels 0-3 (integer or float), a batch (B, 1, spatial...) or one channel-first item
@@ -145,7 +143,7 @@ def brats_region_masks(labels: torch.Tensor, channel_dim: int | None = None) -> 
     """
     dim = _channel_dim(labels, channel_dim)
     values = _canonical(labels)
-    masks = [torch.isin(values, torch.tensor(ids, device=values.device)) for ids in BRATS_REGIONS.values()]
+    masks = [BRATS.region_mask(values, region) for region in _REGIONS]
     out = torch.cat(masks, dim=dim)
     if isinstance(labels, MetaTensor):
         out = MetaTensor(out).copy_meta_from(labels)
@@ -191,8 +189,7 @@ class BraTSRegionMetric(CumulativeIterationMetric):
         self.metric_name = metric_name
         self.region = region
         self._columns = [_REGIONS.index(region)] if region is not None else list(range(len(_REGIONS)))
-        membership = [[float(k in BRATS_REGIONS[r]) for k in range(_MAX_LABEL + 1)] for r in _REGIONS]
-        self._membership = torch.tensor(membership)[self._columns]  # (R, 4)
+        self._membership = BRATS.membership(_REGIONS)[self._columns]  # (R, labels)
         self._hd95 = HausdorffDistance95mmMetric(
             include_background=True,
             percentile=95.0,
@@ -276,3 +273,24 @@ class BraTSRegionHandler(IgniteMetricHandler):
         if isinstance(result, torch.Tensor):
             return float(result.float().mean())
         return float(result)
+
+
+def brats_region_handlers(
+    metric_names: Sequence[str] = BRATS_METRICS,
+    regions: Sequence[str] = _REGIONS,
+    prefix: str = "",
+    save_details: bool = True,
+    output_transform: Callable = from_engine(["pred_label", "label"]),  # noqa: B008
+) -> dict[str, BraTSRegionHandler]:
+    """``{"<prefix><metric>_<region>": BraTSRegionHandler}`` for every metric and region, in that order.
+
+    One call in a config gives the evaluation table of a BraTS paper (Dice, HD95, sensitivity and
+    specificity of WT, TC and ET) without a handler block per cell.
+    """
+    return {
+        f"{prefix}{metric}_{region}": BraTSRegionHandler(
+            metric, region, output_transform=output_transform, save_details=save_details
+        )
+        for metric in metric_names
+        for region in regions
+    }

@@ -31,6 +31,7 @@ from common.data.atomic import atomic_output
 
 __all__ = [
     "REPORT_SCALARS",
+    "classification_handlers",
     "ClassificationReport",
     "ClassificationReportMetric",
     "ConfusionMatrixSaver",
@@ -220,6 +221,26 @@ class ROCAUCForClass(IgniteMetricHandler):
     def __init__(self, class_index: int, output_transform: Callable = lambda x: x) -> None:
         metric_fn = ROCAUCForClassMetric(class_index=class_index)
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=False)
+
+
+def classification_handlers(
+    class_names: Sequence[str],
+    metric_names: Sequence[str] = REPORT_SCALARS,
+    per_class_auc: bool = True,
+    output_transform: Callable = _CLS_OUTPUT,
+) -> dict[str, IgniteMetricHandler]:
+    """The classification table of a paper in one call: ``{"accuracy": ..., "f1": ..., "auc_<class>": ...}``.
+
+    The class count comes from ``class_names``; the AUC handlers are named after the classes.
+    """
+    handlers: dict[str, IgniteMetricHandler] = {
+        name: ClassificationReport(name, len(class_names), output_transform=output_transform)
+        for name in metric_names
+    }
+    if per_class_auc:
+        for index, class_name in enumerate(class_names):
+            handlers[f"auc_{class_name}"] = ROCAUCForClass(index, output_transform=output_transform)
+    return handlers
 
 
 # ---------------------------------------------------------------------------------- confusion matrix files

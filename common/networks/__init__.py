@@ -1,4 +1,8 @@
-"""Networks of the bundles: one module per paper architecture, shared blocks in ``blocks``."""
+"""Networks of the bundles: one module per paper architecture; blocks one concept per module in ``blocks``.
+
+Every bundle network is a :class:`MultiHeadNetwork`: a dict of named heads in training (through
+:class:`TrainingHeads`), one tensor ``pred`` at inference.
+"""
 
 from .attention_r2unet import (
     APRAttentionGate,
@@ -7,31 +11,17 @@ from .attention_r2unet import (
     PreActivationConvBlock,
     PreActivationResidualUnit,
 )
-from .blocks import (
-    ATTENTION_TYPES,
-    ConcurrentSpatialChannelSE,
-    DualPoolChannelAttention,
-    MultiscaleModule,
-    MultiscaleResidualAttention,
-    SEWithDropout,
-    SpatialPyramidPooling,
-    attention_block,
-)
 from .mmran import MMRAN
+from .multihead import MultiHeadNetwork, TrainingHeads, heads_to_pred
 
 __all__ = [
-    "ATTENTION_TYPES",
     "MMRAN",
     "APRAttentionGate",
     "AttentionPreActivationResidual",
     "AttentionR2UNet",
-    "ConcurrentSpatialChannelSE",
-    "DualPoolChannelAttention",
-    "MultiscaleModule",
-    "MultiscaleResidualAttention",
+    "MultiHeadNetwork",
     "PreActivationConvBlock",
     "PreActivationResidualUnit",
-    "SEWithDropout",
-    "SpatialPyramidPooling",
-    "attention_block",
+    "TrainingHeads",
+    "heads_to_pred",
 ]

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .blocks import SEWithDropout
+from .multihead import MultiHeadNetwork
 
 #: Default decoder level of each auxiliary head; level 0 is the full-resolution (shallowest) level.
 DEFAULT_AUX_LEVELS: dict[str, int] = {"et": 0, "ncr": 1, "ed": 2}
@@ -132,7 +133,7 @@ class DecoderStage(nn.Module):
         return self.se(self.conv(torch.cat([skip, self.up(x)], dim=1)))
 
 
-class AttentionR2UNet(nn.Module):
+class AttentionR2UNet(MultiHeadNetwork):
     """Attention R2U-Net with multi-task deep supervision (Front. Oncol. 2021, Fig. 1).
 
     Encoder (§2.1): a 3x3 stem convolution lifts the modalities to ``features[0]`` channels, then each level
@@ -173,9 +174,11 @@ class AttentionR2UNet(nn.Module):
         upsample: ``"deconv"`` (default) or ``"nontrainable"``, see ``monai.networks.blocks.UpSample``.
         deep_supervision: return the three auxiliary heads as well as the whole tumour.
         aux_levels: decoder level (0 = full resolution) of each auxiliary head.
+        pred_heads: the heads in the inference output (``forward``), in channel order; all by default.
 
-    Returns a dict of ``(B, 1, *spatial)`` logits: ``{"wt", "et", "ncr", "ed"}`` with deep supervision (the
-    bundle builds the BraTS label map from them, so they are kept at inference), else ``{"wt"}``.
+    :meth:`heads` returns a dict of ``(B, 1, *spatial)`` logits: ``{"wt", "et", "ncr", "ed"}`` with deep
+    supervision, else ``{"wt"}``. ``forward`` returns them concatenated in ``pred_heads`` order (the BraTS
+    bundle builds its label map from the sub-region heads, so they stay in ``pred``).
 
     Parameter count with the defaults (2D, 4 -> 32/64/128/256, SE r=16): 1,995,284 (1,995,024 without
     the four 1x1 heads; 3D: 5,690,132). The paper gives no figure in its text, only that its model is the
@@ -193,11 +196,12 @@ class AttentionR2UNet(nn.Module):
         upsample: str = "deconv",
         deep_supervision: bool = True,
         aux_levels: Mapping[str, int] | None = None,
+        pred_heads: Sequence[str] | None = None,
     ):
-        super().__init__()
+        aux_levels = dict(DEFAULT_AUX_LEVELS if aux_levels is None else aux_levels)
+        super().__init__(["wt", *(aux_levels if deep_supervision else [])], pred_heads)
         if len(features) < 2:
             raise ValueError("features needs at least two levels (one encoder level and the bottleneck)")
-        aux_levels = dict(DEFAULT_AUX_LEVELS if aux_levels is None else aux_levels)
         n_decoder = len(features) - 1
         if deep_supervision and any(not 0 <= level < n_decoder for level in aux_levels.values()):
             raise ValueError(f"aux_levels must lie in [0, {n_decoder - 1}], got {aux_levels}")
@@ -229,21 +233,22 @@ class AttentionR2UNet(nn.Module):
             {name: conv(features[level], 1, kernel_size=1) for name, level in self.aux_levels.items()}
         )
 
-    def _to_input_size(self, logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        if tuple(logits.shape[2:]) == tuple(size):
+    def _to_input_size(self, logits: torch.Tensor, size: list[int]) -> torch.Tensor:
+        if logits.shape[2:] == size:
             return logits
         mode = "bilinear" if self.spatial_dims == 2 else "trilinear"
-        return F.interpolate(logits, size=tuple(size), mode=mode, align_corners=False)
+        return F.interpolate(logits, size=size, mode=mode, align_corners=False)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         size = x.shape[2:]
-        if any(s % self.divisor for s in size):
-            raise ValueError(
-                f"AttentionR2UNet input size {tuple(size)} must be divisible by {self.divisor}; pad or crop "
-                "it first (e.g. monai.transforms.DivisiblePad)"
-            )
+        for s in size:
+            if s % self.divisor != 0:
+                raise ValueError(
+                    f"AttentionR2UNet input size {size} must be divisible by {self.divisor}; pad or crop "
+                    "it first (e.g. monai.transforms.DivisiblePad)"
+                )
         x = self.stem(x)
-        skips = []
+        skips: list[torch.Tensor] = []
         for i, level in enumerate(self.encoder):
             if i:
                 x = self.pool(x)

@@ -1,7 +1,8 @@
 """MMRAN: multitask multiscale residual attention network.
 
-Zhou et al., "MMRAN: A novel model for multitask brain tumour segmentation and classification"
-(paper 000 in ``shared/papers``), §3.1-3.2, Fig. 1-4.
+G. Li, X. Hui, W. Li, Y. Luo, "Multitask Learning with Multiscale Residual Attention for Brain Tumor
+Segmentation and Classification", Machine Intelligence Research 20(6), 2023 (paper 000 in
+``shared/papers``), §3.1-3.2, Fig. 1-4.
 
 A U-Net with a shared encoder (3x3 conv + BN + ReLU, max-pool down) whose stages are residual modules
 carrying an attention module (the MRAM by default, eq. 10: ``F_out = F_att + F_res``), a segmentation
@@ -20,6 +21,7 @@ from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
 from .blocks import ATTENTION_TYPES, DoubleConv, SpatialPyramidPooling, attention_block, conv_bn_relu
+from .multihead import MultiHeadNetwork
 
 
 class ResidualAttentionStage(nn.Module):
@@ -69,7 +71,7 @@ class UpStage(nn.Module):
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
-class MMRAN(nn.Module):
+class MMRAN(MultiHeadNetwork):
     """MMRAN for joint tumour segmentation and tumour-type classification.
 
     Args:
@@ -85,9 +87,12 @@ class MMRAN(nn.Module):
         spp_levels: spatial pyramid pooling grid sizes of the classification branch.
         cls_hidden: width of the hidden fully connected layer of the classification branch.
         dropout: dropout before each fully connected layer of the classification branch.
+        pred_heads: the heads in the inference output (``forward``), default both.
 
-    Returns a dict ``{"seg": (B, seg_channels, *spatial) logits, "cls": (B, num_classes) logits}``.
-    The input's spatial size must be divisible by ``2 ** (len(features) - 1)``.
+    :meth:`heads` returns ``{"seg": (B, seg_channels, *spatial) logits, "cls": (B, num_classes) logits}``;
+    ``forward`` returns ``pred`` = ``(B, seg_channels + num_classes, *spatial)``: the tumour logits, then the
+    class logits repeated over the image (see :mod:`common.networks.multihead`). The input's spatial size
+    must be divisible by ``2 ** (len(features) - 1)``.
     """
 
     def __init__(
@@ -102,8 +107,9 @@ class MMRAN(nn.Module):
         spp_levels: Sequence[int] = (1, 2, 4),
         cls_hidden: int = 128,
         dropout: float = 0.5,
+        pred_heads: Sequence[str] | None = None,
     ):
-        super().__init__()
+        super().__init__(("seg", "cls"), pred_heads)
         if attention not in ATTENTION_TYPES:
             raise ValueError(f"attention must be one of {ATTENTION_TYPES}, got {attention!r}")
         if len(features) < 2:
@@ -129,21 +135,22 @@ class MMRAN(nn.Module):
             nn.Linear(cls_hidden, num_classes),
         )
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if any(s % self.divisor for s in x.shape[2:]):
-            raise ValueError(
-                f"MMRAN input size {tuple(x.shape[2:])} must be divisible by {self.divisor}; pad it first "
-                "(e.g. monai.transforms.DivisiblePad)"
-            )
-        skips = []
+    def heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        for size in x.shape[2:]:
+            if size % self.divisor != 0:
+                raise ValueError(
+                    f"MMRAN input size {x.shape[2:]} must be divisible by {self.divisor}; pad it first "
+                    "(e.g. monai.transforms.DivisiblePad)"
+                )
+        skips: list[torch.Tensor] = []
         for stage in self.encoder:
             x = stage(x)
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(x)
         cls_logits = self.cls_head(self.spp(x))
-        for up, skip in zip(self.decoder, reversed(skips)):
-            x = up(x, skip)
+        for up in self.decoder:  # deepest skip first
+            x = up(x, skips.pop())
         return {"seg": self.seg_head(x), "cls": cls_logits}
 
 

@@ -4,15 +4,15 @@ Hole filling (MMRAN §3.5, prior-knowledge post-processing) needs nothing new: M
 ``connectivity=1`` is the 4-connected flood fill the paper describes.
 """
 
-from .brats import AssembleBraTSLabelsd, RemoveSmallComponents, RemoveSmallComponentsd
+from .assemble import AssembleLabelsd
+from .components import RemoveSmallComponents
 from .heads import LabelToHeadMasksd, SplitHeadsd
 from .slice_input import ToSingleChannelSliced
 
 __all__ = [
-    "AssembleBraTSLabelsd",
+    "AssembleLabelsd",
     "LabelToHeadMasksd",
     "RemoveSmallComponents",
-    "RemoveSmallComponentsd",
     "SplitHeadsd",
     "ToSingleChannelSliced",
 ]
