@@ -1,4 +1,4 @@
-"""Batch preparation, head splitting, checkpoint/resume and output writers of the shared engine layer."""
+"""Batch preparation, checkpoint/resume, multi-process handler choice and output writers."""
 
 import csv
 
@@ -6,17 +6,17 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 from monai.data import MetaTensor
-from monai.transforms import FillHoles
+from monai.handlers import StatsHandler, ValidationHandler
 
 from common.engines import (
     BestModelSaver,
     ClassProbabilityWriter,
     MultiTaskPrepareBatch,
     TrainingCheckpoint,
+    handlers_for_rank,
     load_network_weights,
 )
 from common.losses import DynamicWeight, MultiTaskLoss
-from common.transforms import LabelToHeadMasksd, SplitHeadsd, ToSingleChannelSliced
 
 
 def test_prepare_batch_builds_per_head_targets():
@@ -27,36 +27,6 @@ def test_prepare_batch_builds_per_head_targets():
     # inference: no label keys in the batch, no targets
     _, targets = MultiTaskPrepareBatch({"seg": "label"})({"image": torch.rand(1, 1, 4, 4)})
     assert targets == {}
-
-
-def test_split_heads_flattens_dicts():
-    item = {"pred": {"seg": 1, "cls": 2}, "label": {"seg": 3}, "image": 0}
-    out = SplitHeadsd(keys=["pred", "label"])(item)
-    assert out == {"pred_seg": 1, "pred_cls": 2, "label_seg": 3, "image": 0}
-    with pytest.raises(TypeError, match="dict of heads"):
-        SplitHeadsd(keys="image")(item)
-
-
-def test_to_single_channel_slice():
-    nifti_slice = MetaTensor(torch.rand(1, 10, 12, 1))
-    assert ToSingleChannelSliced("image")({"image": nifti_slice})["image"].shape == (1, 10, 12)
-    rgb = torch.stack([torch.full((4, 4), v) for v in (0.0, 0.3, 0.6)])
-    out = ToSingleChannelSliced("image")({"image": rgb})["image"]
-    torch.testing.assert_close(out, torch.full((1, 4, 4), 0.3))
-    with pytest.raises(ValueError, match="expected a 2D image"):
-        ToSingleChannelSliced("image")({"image": torch.rand(1, 4, 4, 3)})
-
-
-def test_monai_fill_holes_is_the_papers_flood_fill():
-    """§3.5: holes enclosed by the tumour are filled; background open to the border is not."""
-    mask = torch.zeros(1, 12, 12)
-    mask[0, 2:9, 2:9] = 1
-    mask[0, 4:6, 4:7] = 0  # necrotic hole
-    mask[0, 0:5, 10] = 1
-    mask[0, 2, 10] = 0  # gap touching the border stays
-    filled = FillHoles(connectivity=1)(mask.clone())
-    assert filled[0, 4:6, 4:7].eq(1).all()
-    assert filled[0, 2, 10] == 0 and filled.sum() == mask.sum() + 6
 
 
 def tiny_training(tmp_path, max_epochs, stop_after=None):
@@ -153,10 +123,11 @@ def test_prepare_batch_with_a_single_label_key():
     assert MultiTaskPrepareBatch("label")({"image": batch["image"]})[1] is None
 
 
-def test_label_to_head_masks():
-    label = torch.tensor([[[0, 1], [2, 3]]])
-    out = LabelToHeadMasksd("label", heads={"wt": [1, 2, 3], "et": [3], "ncr": [1]})({"label": label})
-    assert out["label_wt"].tolist() == [[[0.0, 1.0], [1.0, 1.0]]]
-    assert out["label_et"].tolist() == [[[0.0, 0.0], [0.0, 1.0]]]
-    assert out["label_ncr"].tolist() == [[[0.0, 1.0], [0.0, 0.0]]]
-    assert out["label_wt"].dtype == torch.float32
+def test_handlers_for_rank_drops_only_logging_handlers_on_other_ranks(tmp_path):
+    stats = StatsHandler()
+    validation = ValidationHandler(interval=1)
+    checkpoint = TrainingCheckpoint(tmp_path, {})
+    handlers = [validation, stats, checkpoint]
+    assert handlers_for_rank(handlers, rank=0) == handlers
+    assert handlers_for_rank(handlers, rank=1) == [validation, checkpoint]
+    assert checkpoint.write  # a single process writes its checkpoint

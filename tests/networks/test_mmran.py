@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from common.networks import (
-    MMRAN,
+from common.networks import MMRAN
+from common.networks.blocks import (
     DualPoolChannelAttention,
     MultiscaleModule,
     MultiscaleResidualAttention,
@@ -22,7 +22,7 @@ def count(module: torch.nn.Module) -> int:
 def test_mmran_output_shapes_for_each_attention(attention):
     net = MMRAN(features=TINY, attention=attention, cls_hidden=16).eval()
     with torch.no_grad():
-        out = net(torch.randn(2, 1, 64, 96))
+        out = net.heads(torch.randn(2, 1, 64, 96))
     assert set(out) == {"seg", "cls"}
     assert out["seg"].shape == (2, 1, 64, 96)
     assert out["cls"].shape == (2, 3)
@@ -32,8 +32,8 @@ def test_mmran_classifier_accepts_any_input_size():
     """SPP makes the classification branch independent of the input size (§3.1)."""
     net = MMRAN(features=TINY, cls_hidden=16).eval()
     with torch.no_grad():
-        small = net(torch.randn(1, 1, 32, 32))
-        large = net(torch.randn(1, 1, 128, 80))
+        small = net.heads(torch.randn(1, 1, 32, 32))
+        large = net.heads(torch.randn(1, 1, 128, 80))
     assert small["cls"].shape == large["cls"].shape == (1, 3)
 
 
@@ -95,5 +95,16 @@ def test_spatial_pyramid_pooling_length():
 def test_mmran_3d_variant_runs():
     net = MMRAN(spatial_dims=3, features=(4, 8, 16), cls_hidden=8, spp_levels=(1, 2)).eval()
     with torch.no_grad():
-        out = net(torch.randn(1, 1, 16, 16, 16))
+        out = net.heads(torch.randn(1, 1, 16, 16, 16))
     assert out["seg"].shape == (1, 1, 16, 16, 16) and out["cls"].shape == (1, 3)
+
+
+def test_pred_is_tumour_logit_then_class_logits_over_the_image():
+    """The inference output carries both tasks: channel 0 the mask logit, then the class logits, constant."""
+    net = MMRAN(features=TINY, cls_hidden=16).eval()
+    x = torch.randn(2, 1, 32, 48)
+    with torch.no_grad():
+        heads, pred = net.heads(x), net(x)
+    assert pred.shape == (2, 4, 32, 48)
+    torch.testing.assert_close(pred[:, :1], heads["seg"])
+    torch.testing.assert_close(pred[:, 1:], heads["cls"][:, :, None, None].expand(-1, -1, 32, 48))

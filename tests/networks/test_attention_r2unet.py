@@ -9,8 +9,8 @@ from common.networks import (
     AttentionPreActivationResidual,
     AttentionR2UNet,
     PreActivationResidualUnit,
-    SEWithDropout,
 )
+from common.networks.blocks import SEWithDropout
 
 TINY = (4, 8, 16, 32)
 
@@ -66,7 +66,7 @@ def expected_parameters(
 def test_output_heads_and_shapes_2d(size):
     net = AttentionR2UNet(features=TINY).eval()
     with torch.no_grad():
-        out = net(torch.randn(2, 4, *size))
+        out = net.heads(torch.randn(2, 4, *size))
     assert set(out) == HEADS
     for logits in out.values():
         assert logits.shape == (2, 1, *size)
@@ -75,14 +75,14 @@ def test_output_heads_and_shapes_2d(size):
 def test_default_model_runs_on_paper_slice_size():
     net = AttentionR2UNet().eval()
     with torch.no_grad():
-        out = net(torch.randn(1, 4, 144, 176))
+        out = net.heads(torch.randn(1, 4, 144, 176))
     assert {k: tuple(v.shape) for k, v in out.items()} == {k: (1, 1, 144, 176) for k in HEADS}
 
 
 def test_tiny_3d_variant():
     net = AttentionR2UNet(spatial_dims=3, features=(2, 4, 8, 8)).eval()
     with torch.no_grad():
-        out = net(torch.randn(1, 4, 16, 8, 24))
+        out = net.heads(torch.randn(1, 4, 16, 8, 24))
     assert set(out) == HEADS
     assert all(v.shape == (1, 1, 16, 8, 24) for v in out.values())
 
@@ -90,14 +90,14 @@ def test_tiny_3d_variant():
 def test_nontrainable_upsampling_option():
     net = AttentionR2UNet(features=TINY, upsample="nontrainable").eval()
     with torch.no_grad():
-        out = net(torch.randn(1, 4, 24, 32))
+        out = net.heads(torch.randn(1, 4, 24, 32))
     assert all(v.shape == (1, 1, 24, 32) for v in out.values())
 
 
 def test_without_deep_supervision_only_whole_tumour():
     net = AttentionR2UNet(features=TINY, deep_supervision=False).eval()
     with torch.no_grad():
-        out = net(torch.randn(1, 4, 32, 32))
+        out = net.heads(torch.randn(1, 4, 32, 32))
     assert list(out) == ["wt"]
     assert count(AttentionR2UNet(features=TINY)) - count(net) == sum(c + 1 for c in TINY[:3])
 
@@ -180,9 +180,9 @@ def test_se_dropout_train_vs_eval():
     x = torch.randn(1, 4, 16, 16)
     with torch.no_grad():
         net.train()
-        assert not torch.equal(net(x)["wt"], net(x)["wt"])
+        assert not torch.equal(net.heads(x)["wt"], net.heads(x)["wt"])
         net.eval()
-        torch.testing.assert_close(net(x)["wt"], net(x)["wt"])
+        torch.testing.assert_close(net.heads(x)["wt"], net.heads(x)["wt"])
 
 
 def test_tiny_overfit_reduces_whole_tumour_dice_loss():
@@ -199,7 +199,7 @@ def test_tiny_overfit_reduces_whole_tumour_dice_loss():
     losses = []
     for _ in range(30):
         optimiser.zero_grad()
-        loss = loss_fn(net(x)["wt"], target)
+        loss = loss_fn(net.heads(x)["wt"], target)
         loss.backward()
         optimiser.step()
         losses.append(loss.item())

@@ -1,15 +1,11 @@
 """The multi-task key metric and bundle-root discovery."""
 
-import json
-import os
-
 import pytest
 import torch
 from ignite.engine import Engine
 from monai.handlers import MeanDice
 
 from common.metrics import AverageOfMetrics, ClassificationReport
-from common.paths import REPO_BUNDLES, bundle_root
 
 
 def test_average_of_metrics_weighs_both_tasks_and_keeps_components():
@@ -51,16 +47,3 @@ def test_average_of_metrics_weighs_both_tasks_and_keeps_components():
 def test_average_of_metrics_rejects_bad_weights():
     with pytest.raises(ValueError, match="one non-negative weight per metric"):
         AverageOfMetrics([MeanDice()], weights=[1, 2])
-
-
-def test_bundle_root_from_repo_and_from_bundle_folder(tmp_path, monkeypatch):
-    name = "mmran_brain_tumor_segmentation_classification"
-    monkeypatch.chdir(tmp_path)
-    assert bundle_root(name) == os.fspath(REPO_BUNDLES / name)
-    unpacked = tmp_path / name
-    (unpacked / "configs").mkdir(parents=True)
-    (unpacked / "configs" / "metadata.json").write_text(json.dumps({"name": "MMRAN something"}))
-    monkeypatch.chdir(unpacked)
-    assert bundle_root(name) == os.fspath(unpacked)
-    with pytest.raises(FileNotFoundError, match="--bundle_root"):
-        bundle_root("no_such_bundle")

@@ -6,7 +6,9 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, Flipd, Invertd
 
-from common.transforms import AssembleBraTSLabelsd, RemoveSmallComponents, RemoveSmallComponentsd
+from common.heads import HeadSpec
+from common.labels import BRATS
+from common.transforms import AssembleLabelsd, RemoveSmallComponents
 
 AFFINE = torch.diag(torch.tensor([2.0, 2.0, 3.0, 1.0]))
 
@@ -100,10 +102,6 @@ def test_remove_small_components_keeps_type_values_and_meta():
     assert torch.equal(out.affine, AFFINE) and out.meta["filename_or_obj"] == "case_001.nii.gz"
     np.testing.assert_array_equal(out.numpy(), expected)
 
-    d = RemoveSmallComponentsd(keys="pred", ratio=0.1)({"pred": meta, "image": 1})
-    assert isinstance(d["pred"], MetaTensor) and d["image"] == 1
-    np.testing.assert_array_equal(d["pred"].numpy(), expected)
-
 
 def test_remove_small_components_channel_independence():
     mask = np.zeros((2, 16, 16, 16), dtype=np.uint8)
@@ -117,6 +115,14 @@ def test_remove_small_components_channel_independence():
 
 
 SHAPE = (1, 24, 24, 16)
+SPEC = HeadSpec(
+    {name: {"region": name, "channel_names": [name]} for name in ("wt", "et", "ncr", "ed")}, BRATS
+)
+
+
+def brats_assembly(**kwargs) -> AssembleLabelsd:
+    """The BraTS bundle's rule: ET, else NCR, else ED inside the whole tumour."""
+    return AssembleLabelsd(SPEC, outer="wt", precedence=["et", "ncr"], remainder="ed", **kwargs)
 
 
 def _heads(as_meta: bool = True) -> dict:
@@ -151,7 +157,7 @@ def _heads(as_meta: bool = True) -> dict:
 
 def test_assemble_brats_labels_regions_and_meta():
     case = _heads()
-    out = AssembleBraTSLabelsd()(case["data"])
+    out = brats_assembly()(case["data"])
     label, wt_mask = out["pred_label"], out["pred_wt_mask"]
     for result in (label, wt_mask):
         assert isinstance(result, MetaTensor) and result.dtype == torch.uint8 and result.shape == SHAPE
@@ -165,8 +171,8 @@ def test_assemble_brats_labels_regions_and_meta():
 
 def test_assemble_brats_labels_options():
     case = _heads(as_meta=False)
-    out = AssembleBraTSLabelsd(component_ratio=0.0, wt_mask_key=None, remove_keys=True)(case["data"])
-    assert set(out) == {"pred_label"}
+    out = brats_assembly(component_ratio=0.0, outer_mask_key="", remove_keys=True)(case["data"])
+    assert set(out) == {"pred_label", "pred_ed"}  # only the heads it reads are removed
     label = out["pred_label"]
     assert isinstance(label, np.ndarray) and label.dtype == np.uint8 and label.shape == SHAPE
     # without the clean-up the far blob survives, labelled et
@@ -176,9 +182,11 @@ def test_assemble_brats_labels_options():
     bad = _heads(as_meta=False)["data"]
     bad["pred_et"] = bad["pred_et"][..., :8]
     with pytest.raises(ValueError, match="pred_et"):
-        AssembleBraTSLabelsd()(bad)
-    with pytest.raises(ValueError, match="keys"):
-        AssembleBraTSLabelsd(keys=("pred_wt", "pred_et"))
+        brats_assembly()(bad)
+    with pytest.raises(ValueError, match="not a region head"):
+        AssembleLabelsd(SPEC, outer="tc", precedence=["et"], remainder="ed")
+    with pytest.raises(ValueError, match="one label"):
+        AssembleLabelsd(SPEC, outer="et", precedence=["wt"], remainder="ed")
 
 
 def test_assemble_brats_labels_then_invertd():
@@ -190,7 +198,7 @@ def test_assemble_brats_labels_then_invertd():
         item[key] = MetaTensor(prob.as_tensor(), meta=dict(item["image"].meta))
     keys = ["pred_label", "pred_wt_mask"]
     invert = Invertd(keys=keys, transform=pre, orig_keys="image", nearest_interp=True)
-    post = Compose([AssembleBraTSLabelsd(), invert])
+    post = Compose([brats_assembly(), invert])
     out = post(item)
     np.testing.assert_array_equal(out["pred_label"].numpy(), np.flip(case["expected"], axis=1))
     assert out["pred_label"].dtype == torch.uint8
