@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,19 +11,14 @@ REPO_BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
 def bundle_root(name: str) -> str:
     """Root folder of the bundle ``name``.
 
-    The current directory when it is that bundle (``configs/metadata.json`` names it, as when the bundle
-    is run from its own folder or unpacked from a model zoo), else ``bundles/<name>`` of this repository.
-    Configs use it as the default of ``bundle_root``; ``--bundle_root`` overrides it as usual.
+    The current directory when it is that bundle (a folder named ``name`` with ``configs/metadata.json``,
+    as when the bundle is run from its own folder or unpacked from a model zoo), else ``bundles/<name>`` of
+    this repository. Configs use it as the default of ``bundle_root``; ``--bundle_root`` overrides it.
     """
-    cwd_meta = Path.cwd() / "configs" / "metadata.json"
-    if cwd_meta.is_file():
-        try:
-            if json.loads(cwd_meta.read_text()).get("name", "").strip().lower().replace(" ", "_") == name or (
-                Path.cwd().name == name
-            ):
-                return os.fspath(Path.cwd())
-        except (OSError, json.JSONDecodeError):
-            pass
+    cwd = Path.cwd()
+    # The folder name, not metadata.json's "name": that is a display name ("MMRAN brain tumor ...").
+    if cwd.name == name and (cwd / "configs" / "metadata.json").is_file():
+        return os.fspath(cwd)
     candidate = REPO_BUNDLES / name
     if candidate.is_dir():
         return os.fspath(candidate)

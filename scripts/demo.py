@@ -4,6 +4,10 @@ Each bundle runs through ``python -m monai.bundle run`` exactly as a user would 
 that shrink the network and the budget so that the whole demo takes a few minutes on 2 CPU cores. The
 report (``<output>/report.md``) holds the evaluation metrics and overlay figures of image, ground truth
 and prediction.
+
+Each command's output goes to ``<output>/<bundle>/{train,evaluate,inference}.log``; meanwhile the demo reads
+the log as it grows and shows the stage (k of M), the epoch and the time left, or the cases done: one line
+redrawn in place on a terminal, a line every 30 s otherwise.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import matplotlib
 
@@ -29,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from common.data import read_figshare_mat  # noqa: E402
+from common.engines.progress import format_duration, parse_progress  # noqa: E402
 
 
 @dataclass
@@ -96,15 +103,171 @@ def bundle_cmd(spec: DemoSpec, config: str, overrides: dict[str, object]) -> lis
     return cmd
 
 
-def run(cmd: list[str], log: Path) -> float:
-    start = time.perf_counter()
+# Lines of a bundle's log that tell how far it is, besides those of common.engines.progress (parsed by
+# parse_progress). These come from ignite and MONAI and are there even in configs without the progress
+# handlers: the trainer's epoch count and epoch times, and the bar of CacheDataset.
+TRAINER_START = re.compile(
+    r"SupervisedTrainer - INFO - Engine run resuming from iteration \d+, epoch (\d+) until (\d+)"
+)
+TRAINER_EPOCH = re.compile(
+    r"SupervisedTrainer - INFO - Epoch\[(\d+)\] Complete\. Time taken: (\d+):(\d+):([\d.]+)"
+)
+STATS_ITERATION = re.compile(r"Epoch: (\d+)/(\d+), Iter: \d+/\d+")
+LOADING = re.compile(r"Loading dataset:\s+(\d+)%")
+
+
+@dataclass
+class StageProgress:
+    """What the log of one bundle command says so far, as one status line."""
+
+    label: str  # e.g. "[demo 1/6] train"
+    start: float = field(default_factory=time.perf_counter)
+    epochs_done: int = 0
+    epochs_total: int | None = None
+    epoch_times: list[float] = field(default_factory=list)
+    seconds_per_epoch: float | None = None
+    cases: str = ""  # e.g. "inference 5/14 cases"
+    loading: str = ""
+    time_left: float | None = None  # as read from the log at left_read_at
+    left_read_at: float = 0.0
+    from_handler: bool = False  # EpochProgress lines seen: their estimate stands
+
+    def feed(self, line: str, now: float) -> None:
+        if parsed := parse_progress(line):
+            if parsed.kind == "epoch":
+                self.from_handler = True
+                self.epochs_done, self.epochs_total = parsed.done, parsed.total
+                self.seconds_per_epoch = parsed.seconds_per_epoch
+            else:
+                total = "?" if parsed.total is None else parsed.total
+                self.cases = f"{parsed.desc} {parsed.done}/{total} {parsed.unit}"
+                if self.epochs_total:
+                    return  # cases of a validation during training: the training's time left stands
+            self.time_left, self.left_read_at = parsed.time_left, now
+        elif match := TRAINER_START.search(line):
+            self.epochs_done, self.epochs_total = int(match[1]), int(match[2])
+        elif match := STATS_ITERATION.search(line):
+            self.epochs_total = int(match[2])
+        elif match := TRAINER_EPOCH.search(line):
+            self.epochs_done = int(match[1])
+            self.epoch_times.append(3600 * int(match[2]) + 60 * int(match[3]) + float(match[4]))
+            if self.epochs_total and not self.from_handler:
+                # train#handlers has no EpochProgress: estimate from ignite's epoch times
+                self.seconds_per_epoch = sum(self.epoch_times) / len(self.epoch_times)
+                self.time_left = self.seconds_per_epoch * (self.epochs_total - self.epochs_done)
+                self.left_read_at = now
+        elif match := LOADING.search(line):
+            # after the data, the run itself: say so rather than leave "100%" standing
+            self.loading = "running" if match[1] == "100" else f"loading data {match[1]}%"
+
+    def line(self, now: float) -> str:
+        parts = []
+        if self.epochs_total:
+            parts.append(f"epoch {min(self.epochs_done + 1, self.epochs_total)}/{self.epochs_total}")
+            if self.seconds_per_epoch:
+                parts.append(f"{self.seconds_per_epoch:.1f} s/epoch")
+        if self.cases:
+            parts.append(self.cases)
+        if not parts:
+            parts.append(self.loading or "starting")
+        if self.time_left is not None:
+            # count down between log lines, so that the estimate does not stand still
+            parts.append(f"{format_duration(self.time_left - (now - self.left_read_at))} left")
+        return f"{self.label}: {', '.join(parts)} ({format_duration(now - self.start)} elapsed)"
+
+
+class StatusLine:
+    """Shows progress on stdout: one line redrawn in place on a terminal, else a line every ``interval_s``."""
+
+    def __init__(self, stream: TextIO | None = None, interval_s: float = 30.0):
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.interval_s = interval_s
+        self.last_print = time.perf_counter()
+        self.drawn = False
+
+    def begin(self, text: str) -> None:
+        """Off a terminal, say what starts (on one, the status line does)."""
+        if not self.tty:
+            self.done(text)
+
+    def show(self, text: str, now: float) -> None:
+        if self.tty:
+            # a line that wraps cannot be redrawn with a carriage return: cut it to the terminal's width
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write("\r" + text[:width] + "\x1b[K")
+            self.drawn = True
+        elif now - self.last_print >= self.interval_s:
+            self.stream.write(text + "\n")
+            self.last_print = now
+        self.stream.flush()
+
+    def done(self, text: str) -> None:
+        """A line that stays: replaces the status line on a terminal."""
+        self.stream.write(("\r\x1b[K" if self.drawn else "") + text + "\n")
+        self.stream.flush()
+        self.drawn = False
+        self.last_print = time.perf_counter()
+
+
+class Stages:
+    """Numbers the bundle commands of the demo: ``[demo k/M]``."""
+
+    def __init__(self, total: int | None = None):
+        self.total = total
+        self.count = 0
+
+    def next(self, name: str) -> str:
+        self.count += 1
+        return f"[demo {self.count}/{self.total or '?'}] {name}"
+
+
+STAGES = Stages()
+
+
+def follow(log: Path, position: int, partial: str) -> tuple[list[str], int, str]:
+    """Lines added to ``log`` since ``position``; ``partial`` is an unfinished last line, kept for later."""
+    with open(log, errors="replace") as stream:
+        stream.seek(position)
+        text = partial + stream.read()
+        position = stream.tell()
+    # progress bars (tqdm) in the log redraw with carriage returns: each redraw is a line
+    *lines, partial = re.split(r"[\r\n]", text)
+    return lines, position, partial
+
+
+def run(cmd: list[str], log: Path, stage: str) -> float:
+    """Run one bundle command with its output in ``log``, showing its progress read from the log meanwhile."""
+    label = STAGES.next(stage)
+    progress, status = StageProgress(label), StatusLine()
+    status.begin(f"{label} ...")
+    position, partial = 0, ""
     with open(log, "w") as out:
-        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    if result.returncode:
-        print(f"command failed ({result.returncode}), see {log}:\n  {' '.join(cmd)}")
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        try:
+            while True:
+                try:
+                    process.wait(timeout=0.5)  # returns as soon as the command ends: the timings stay exact
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                lines, position, partial = follow(log, position, partial)
+                now = time.perf_counter()
+                for line in lines:
+                    progress.feed(line, now)
+                status.show(progress.line(now), now)
+        except BaseException:  # Ctrl-C included: do not leave the bundle running
+            process.kill()
+            process.wait()
+            raise
+    seconds = time.perf_counter() - progress.start
+    if process.returncode:
+        status.done(f"{label}: failed after {seconds:.0f} s")
+        print(f"command failed ({process.returncode}), see {log}:\n  {' '.join(cmd)}")
         print("".join(log.read_text().splitlines(keepends=True)[-30:]))
-        sys.exit(result.returncode)
-    return time.perf_counter() - start
+        sys.exit(process.returncode)
+    status.done(f"{label}: done in {seconds:.0f} s")
+    return seconds
 
 
 def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, title: str, path: Path) -> None:
@@ -153,7 +316,9 @@ def demo_mmran(spec: DemoSpec, out: Path) -> list[str]:
         "output_dir": str(work / "predictions"),
         "ckpt_path": str(work / "models" / "model.pt"),
     }
-    timings["inference"] = run(bundle_cmd(spec, "inference.json", infer_overrides), work / "inference.log")
+    timings["inference"] = run(
+        bundle_cmd(spec, "inference.json", infer_overrides), work / "inference.log", "infer"
+    )
 
     probabilities = {
         Path(r["file"]).name: r
@@ -196,14 +361,17 @@ def train_and_evaluate(spec: DemoSpec, work: Path) -> dict[str, float]:
         "output_dir": str(work / "runs"),
         "ckpt_dir": str(work / "models"),
     }
-    timings = {"train": run(bundle_cmd(spec, "train.json", {**spec.overrides, **paths}), work / "train.log")}
+    train_cmd = bundle_cmd(spec, "train.json", {**spec.overrides, **paths})
+    timings = {"train": run(train_cmd, work / "train.log", "train")}
     eval_overrides = {
         **spec.overrides,
         **paths,
         "output_dir": str(work / "eval"),
         "datalist_file": str(work / "runs" / "datalist.json"),
     }
-    timings["evaluate"] = run(bundle_cmd(spec, "evaluate.json", eval_overrides), work / "evaluate.log")
+    timings["evaluate"] = run(
+        bundle_cmd(spec, "evaluate.json", eval_overrides), work / "evaluate.log", "evaluate"
+    )
     return timings
 
 
@@ -231,7 +399,9 @@ def demo_brats(spec: DemoSpec, out: Path) -> list[str]:
         "output_dir": str(work / "predictions"),
         "ckpt_path": str(work / "models" / "model.pt"),
     }
-    timings["inference"] = run(bundle_cmd(spec, "inference.json", infer_overrides), work / "inference.log")
+    timings["inference"] = run(
+        bundle_cmd(spec, "inference.json", infer_overrides), work / "inference.log", "infer"
+    )
     phantom = spec.overrides["phantom"]
     shape, slices = ("x".join(map(str, v)) for v in (phantom["shape"], spec.overrides["slice_size"]))
     lines = [
@@ -279,9 +449,12 @@ def main() -> None:
         "Every bundle trained briefly on generated phantoms, then evaluated and run.",
         "",
     ]
-    for spec in BUNDLES:
-        if args.only and spec.name != args.only:
-            continue
+    specs = [spec for spec in BUNDLES if not args.only or spec.name == args.only]
+    STAGES.total = 3 * len(specs)  # train, evaluate, infer
+    print(
+        f"[demo] {STAGES.total} stages, logs in {out}/<bundle>/{{train,evaluate,inference}}.log", flush=True
+    )
+    for spec in specs:
         print(f"[demo] {spec.name}: train, evaluate, infer ...", flush=True)
         report += globals()[spec.run](spec, out) + [""]
     (out / "report.md").write_text("\n".join(report) + "\n")

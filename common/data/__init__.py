@@ -1,107 +1,117 @@
-"""Data access: readers and writers for the data sets, datalists, synthetic phantoms.
+"""Data access: a generic core plus one adapter module per data set.
 
-* :mod:`common.data.figshare`: the Figshare brain-tumour ``.mat`` slices (reader, writer, MONAI reader).
-* :mod:`common.data.datalist`: patient-wise train/validation/test datalists.
-* :mod:`common.data.brats`: BraTS 2020/2021/2023 and MSD Task01 cases: layouts, checks, labels, datalists.
-* :mod:`common.data.phantoms`: synthetic data sets in the real file formats.
-* :mod:`common.data.inference_inputs`: find and check inference inputs, skipping bad files.
-* :mod:`common.data.atomic`, :mod:`common.data.writers`: atomic file output.
+Generic core, each piece written once:
+
+* :mod:`~common.data.adapter`: the interface every data-set adapter implements;
+* :mod:`~common.data.registry`: the one place data sets are registered (name -> adapter module);
+* :mod:`~common.data.splits`: group-wise splits (by ratio, k-fold, leave-one-group-out), stratified;
+* :mod:`~common.data.datalist`: build, write and load MONAI datalists of any registered data set;
+* :mod:`~common.data.inference_inputs`: find and check inference inputs, skipping and reporting bad ones;
+* :mod:`~common.data.label_codes`, :mod:`~common.data.label_transforms`: data-set label codes <-> canonical;
+* :mod:`~common.data.atomic`, :mod:`~common.data.writers`: atomic file output;
+  :mod:`~common.data.errors`: the one error type for bad data.
+
+Adapters: :mod:`~common.data.figshare` (Figshare ``.mat`` slices; file format in
+:mod:`~common.data.figshare_mat`), :mod:`~common.data.brats` (BraTS 2018-2023+, MSD Task01) and
+:mod:`~common.data.slices` (any 2D image file, for 2D inference). Phantom writers, one per data set:
+:mod:`~common.data.phantoms`.
+
+Importing this package imports none of them: submodules and the names below are imported on first
+attribute access (PEP 562), so ``import common.metrics`` does not load h5py for the Figshare reader.
+Configs may write ``common.data.<name>`` or ``common.data.<module>.<name>``.
 """
 
-from common.data.atomic import atomic_output, atomic_write_text
-from common.data.brats import (
-    BRATS_LABELS,
-    BRATS_LAYOUTS,
-    BRATS_MODALITIES,
-    BRATS_REGIONS,
-    FromCanonicalBraTSLabelsd,
-    MapBraTSLabelsd,
-    brats_case_name,
-    brats_output_name,
-    brats_regions,
-    build_brats_datalist,
-    check_brats_case,
-    detect_brats_layout,
-    find_brats_cases,
-    from_canonical_labels,
-    load_brats_datalist_section,
-    prepare_brats_datalist,
-    to_canonical_labels,
-)
-from common.data.datalist import (
-    DATALIST_SECTIONS,
-    build_figshare_datalist,
-    find_figshare_files,
-    load_datalist_section,
-    prepare_figshare_datalist,
-    split_counts,
-    write_datalist,
-)
-from common.data.errors import DataFormatError
-from common.data.figshare import (
-    FIGSHARE_CLASSES,
-    FIGSHARE_FIELDS,
-    FIGSHARE_PIXEL_SPACING_MM,
-    FigshareMatReader,
-    FigshareSlice,
-    mask_border,
-    read_cvind,
-    read_figshare_mat,
-    write_cvind,
-    write_figshare_mat,
-)
-from common.data.inference_inputs import (
-    check_slice_file,
-    find_slice_files,
-    prepare_brats_inputs,
-    prepare_slice_inputs,
-)
-from common.data.phantoms import make_brats_phantoms, make_figshare_phantoms
-from common.data.writers import atomic_writer_for
+from __future__ import annotations
 
-__all__ = [
-    "BRATS_LABELS",
-    "BRATS_LAYOUTS",
-    "BRATS_MODALITIES",
-    "BRATS_REGIONS",
-    "FromCanonicalBraTSLabelsd",
-    "MapBraTSLabelsd",
-    "brats_case_name",
-    "brats_output_name",
-    "brats_regions",
-    "build_brats_datalist",
-    "check_brats_case",
-    "detect_brats_layout",
-    "find_brats_cases",
-    "from_canonical_labels",
-    "load_brats_datalist_section",
-    "make_brats_phantoms",
-    "prepare_brats_datalist",
-    "to_canonical_labels",
-    "DATALIST_SECTIONS",
-    "FIGSHARE_CLASSES",
-    "FIGSHARE_FIELDS",
-    "FIGSHARE_PIXEL_SPACING_MM",
-    "DataFormatError",
-    "FigshareMatReader",
-    "FigshareSlice",
-    "atomic_output",
-    "atomic_write_text",
-    "atomic_writer_for",
-    "build_figshare_datalist",
-    "check_slice_file",
-    "find_slice_files",
-    "find_figshare_files",
-    "load_datalist_section",
-    "make_figshare_phantoms",
-    "mask_border",
-    "prepare_figshare_datalist",
-    "prepare_brats_inputs",
-    "prepare_slice_inputs",
-    "read_cvind",
-    "read_figshare_mat",
-    "split_counts",
-    "write_cvind",
-    "write_datalist",
-    "write_figshare_mat",
-]
+import importlib
+from typing import Any
+
+_SUBMODULES = frozenset(
+    {
+        "adapter",
+        "atomic",
+        "brats",
+        "datalist",
+        "errors",
+        "figshare",
+        "figshare_mat",
+        "inference_inputs",
+        "label_codes",
+        "label_transforms",
+        "phantoms",
+        "registry",
+        "slices",
+        "splits",
+        "writers",
+    }
+)
+
+_EXPORTS: dict[str, str] = {
+    # generic core
+    "DataFormatError": "errors",
+    "atomic_output": "atomic",
+    "atomic_write_text": "atomic",
+    "atomic_writer_for": "writers",
+    "Cases": "adapter",
+    "DatasetAdapter": "adapter",
+    "ADAPTERS": "registry",
+    "ensure_data": "registry",
+    "get_adapter": "registry",
+    "write_phantoms": "registry",
+    "fold_groups": "splits",
+    "leave_one_group_out": "splits",
+    "split_by_group": "splits",
+    "split_counts": "splits",
+    "split_with_test": "splits",
+    "DATALIST_SECTIONS": "datalist",
+    "build_datalist": "datalist",
+    "load_datalist_section": "datalist",
+    "prepare_datalist": "datalist",
+    "write_datalist": "datalist",
+    "prepare_inputs": "inference_inputs",
+    "remap_labels": "label_codes",
+    "MapLabelCodesd": "label_transforms",
+    # Figshare
+    "FIGSHARE_CLASSES": "figshare_mat",
+    "FIGSHARE_FIELDS": "figshare_mat",
+    "FIGSHARE_PIXEL_SPACING_MM": "figshare_mat",
+    "FigshareMatReader": "figshare_mat",
+    "FigshareSlice": "figshare_mat",
+    "mask_border": "figshare_mat",
+    "read_cvind": "figshare_mat",
+    "read_figshare_mat": "figshare_mat",
+    "write_cvind": "figshare_mat",
+    "write_figshare_mat": "figshare_mat",
+    "find_figshare_files": "figshare",
+    # 2D slices
+    "SLICE_SUFFIXES": "slices",
+    "check_slice_file": "slices",
+    "find_slice_files": "slices",
+    # BraTS
+    "BRATS_LAYOUTS": "brats",
+    "BRATS_MODALITIES": "brats",
+    "FromCanonicalBraTSLabelsd": "brats",
+    "MapBraTSLabelsd": "brats",
+    "brats_case_name": "brats",
+    "brats_output_name": "brats",
+    # phantoms
+    "make_brats_phantoms": "phantoms.brats",
+    "make_figshare_phantoms": "phantoms.figshare",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a submodule, or the submodule that defines an exported name, on first access."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SUBMODULES, *_EXPORTS})

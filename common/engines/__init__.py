@@ -11,10 +11,13 @@ from .checkpoint import (
 from .class_probabilities import ClassProbabilityWriter
 from .distributed import destroy_distributed, handlers_for_rank, init_distributed, process_device
 from .prepare_batch import MultiTaskPrepareBatch
+from .progress import CaseProgress, EpochProgress
 
 __all__ = [
     "BestModelSaver",
+    "CaseProgress",
     "ClassProbabilityWriter",
+    "EpochProgress",
     "MultiTaskPrepareBatch",
     "TrainingCheckpoint",
     "cpu_state_dict",

@@ -34,3 +34,26 @@ def workflow(bundle_dir: Path, configs: list[str], workflow_type: str, smoke: bo
     )
     wf.initialize()
     return wf
+
+
+def configs(bundle: str) -> Path:
+    """The configs folder of ``bundles/<bundle>`` in this checkout."""
+    return REPO / "bundles" / bundle / "configs"
+
+
+def run_bundle(bundle: str, config: str | list[str], **overrides):
+    """Initialise, run and finalise ``config`` (a file name or several, merged in order) of ``bundle`` in
+    this checkout, as ``python -m monai.bundle run`` does."""
+    names = [config] if isinstance(config, str) else config
+    folder = configs(bundle)
+    wf = ConfigWorkflow(
+        config_file=[str(folder / name) for name in names],
+        meta_file=str(folder / "metadata.json"),
+        logging_file=str(folder / "logging.conf"),
+        workflow_type="train" if names[0] == "train.json" and len(names) == 1 else "infer",
+        **overrides,
+    )
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    return wf

@@ -16,7 +16,7 @@ import torch
 from common.data import make_brats_phantoms
 from common.networks import AttentionR2UNet
 
-from .bundle_utils import run_bundle
+from .conftest import run_bundle
 
 BUNDLE = "attention_r2unet_brats_segmentation"
 SMALL = {"slice_size": [48, 56], "features": [8, 16, 32, 64], "sw_batch_size": 16}

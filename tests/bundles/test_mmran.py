@@ -17,7 +17,7 @@ from PIL import Image
 from common.data import DataFormatError, read_figshare_mat
 from common.networks import MMRAN
 
-from .bundle_utils import configs, run_bundle
+from .conftest import configs, run_bundle
 
 BUNDLE = "mmran_brain_tumor_segmentation_classification"
 SMALL = {"image_size": 64, "features": [16, 32, 64, 128], "num_workers": 0}

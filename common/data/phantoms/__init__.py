@@ -1,6 +1,29 @@
-"""Synthetic data sets in the real files' formats, for tests and for training demos without the data."""
+"""Synthetic data sets in the real files' formats, for tests and for training demos without the data.
 
-from common.data.phantoms.brats import make_brats_phantoms
-from common.data.phantoms.figshare import make_figshare_phantoms
+One writer per data set, each named by its adapter's ``phantom_writer`` (writers import adapters, never
+the reverse): :func:`~common.data.phantoms.figshare.make_figshare_phantoms` and
+:func:`~common.data.phantoms.brats.make_brats_phantoms`. Importing this package imports neither; the names
+below are looked up on first use.
+"""
 
-__all__ = ["make_brats_phantoms", "make_figshare_phantoms"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "make_brats_phantoms": "brats",
+    "make_figshare_phantoms": "figshare",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

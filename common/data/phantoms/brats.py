@@ -38,7 +38,8 @@ import nibabel as nib
 import numpy as np
 
 from common.data.atomic import atomic_output, atomic_write_text
-from common.data.brats import _FILE_CODES, _SEPARATOR, BRATS_LAYOUTS, BRATS_MODALITIES, from_canonical_labels
+from common.data.brats import ADAPTER, BRATS_MODALITIES, modality_stems, segmentation_stem
+from common.labels import BRATS
 
 __all__ = ["make_brats_phantoms"]
 
@@ -164,7 +165,8 @@ def _render_case(
 
     labels = np.zeros(shape, dtype=np.uint8)
     sub = np.zeros(tmask["ed"].shape, dtype=np.uint8)
-    sub[tmask["ed"]], sub[tmask["tc"]], sub[tmask["ncr"]] = 2, 3, 1
+    # nested masks, painted outside-in: oedema, then the enhancing core, then necrosis inside it
+    sub[tmask["ed"]], sub[tmask["tc"]], sub[tmask["ncr"]] = (BRATS.labels[n] for n in ("ed", "et", "ncr"))
     labels[box][tumour_box] = np.where(brain[tumour_box], sub, 0)
 
     images = []
@@ -266,8 +268,7 @@ def make_brats_phantoms(
     Returns:
         The case folders (BraTS layouts) or the 4D image files (MSD), in case order.
     """
-    if layout not in BRATS_LAYOUTS:
-        raise ValueError(f"unknown BraTS layout {layout!r}; expected one of {BRATS_LAYOUTS}")
+    ADAPTER.check_layout(layout)
     shape3 = tuple(int(s) for s in shape)
     if n_cases < 1 or len(shape3) != 3 or min(shape3) < 24:
         raise ValueError(f"need n_cases >= 1 and a 3D shape of at least 24 per axis, got {n_cases}, {shape}")
@@ -282,14 +283,18 @@ def make_brats_phantoms(
             path = out / folder / f"{case}.nii.gz"
             _save(np.stack(images, axis=-1), affine, path)
             if with_labels:
-                _save(from_canonical_labels(labels, layout), affine, out / "labelsTr" / f"{case}.nii.gz")
+                _save(ADAPTER.from_canonical(labels, layout), affine, out / "labelsTr" / f"{case}.nii.gz")
             written.append(path)
             continue
-        sep, folder = _SEPARATOR[layout], out / case
-        for image, code in zip(images, _FILE_CODES[layout]):
-            _save(_to_int16(image), affine, folder / f"{case}{sep}{code}.nii.gz")
+        folder = out / case
+        for image, stem in zip(images, modality_stems(layout, case)):
+            _save(_to_int16(image), affine, folder / f"{stem}.nii.gz")
         if with_labels:
-            _save(from_canonical_labels(labels, layout), affine, folder / f"{case}{sep}seg.nii.gz")
+            _save(
+                ADAPTER.from_canonical(labels, layout),
+                affine,
+                folder / f"{segmentation_stem(layout, case)}.nii.gz",
+            )
         written.append(folder)
     if layout == "msd":
         _write_msd_json(out, written, with_labels)

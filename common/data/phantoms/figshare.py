@@ -1,7 +1,7 @@
 """Synthetic stand-ins for the Figshare brain-tumour slices (for tests and demo training runs).
 
 :func:`make_figshare_phantoms` writes brain-like T1-CE slices with
-:func:`~common.data.figshare.write_figshare_mat` (the real file layout) plus a ``cvind.mat``. The
+:func:`~common.data.figshare_mat.write_figshare_mat` (the real file layout) plus a ``cvind.mat``. The
 three tumour types differ only in what a network can see, as on real scans:
 
 * **meningioma** (label 1): extra-axial, round, broad-based on the inner skull at the convexity,
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data.figshare import write_cvind, write_figshare_mat
+from common.data.figshare import CVIND_FILE
+from common.data.figshare_mat import write_cvind, write_figshare_mat
 
 __all__ = ["make_figshare_phantoms"]
 
@@ -323,5 +324,5 @@ def make_figshare_phantoms(
     # Folds: stratified by class, patients shuffled within each class, then dealt round-robin.
     order = sorted(range(n_patients), key=lambda p: (kinds[p], rng.random()))
     fold_of = {p: i % _N_FOLDS + 1 for i, p in enumerate(order)}
-    write_cvind(out / "cvind.mat", np.repeat([fold_of[p] for p in range(n_patients)], slices_per_patient))
+    write_cvind(out / CVIND_FILE, np.repeat([fold_of[p] for p in range(n_patients)], slices_per_patient))
     return files

@@ -1,10 +1,9 @@
-"""Tests of the Figshare reader/writer, the MONAI reader, the phantoms and the patient-wise datalists."""
+"""The Figshare ``.mat`` format (reader, writer, MONAI reader, cvind) and the Figshare adapter."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import h5py
@@ -14,77 +13,25 @@ import scipy.io
 from monai.data import MetaTensor
 from monai.transforms import EnsureChannelFirstd, LoadImaged
 
-from common.data import (
+from common.data.datalist import build_datalist, load_datalist_section, prepare_datalist
+from common.data.errors import DataFormatError
+from common.data.figshare import ADAPTER, find_figshare_files
+from common.data.figshare_mat import (
     FIGSHARE_PIXEL_SPACING_MM,
-    DataFormatError,
     FigshareMatReader,
-    build_figshare_datalist,
-    find_figshare_files,
-    load_datalist_section,
-    make_figshare_phantoms,
-    prepare_figshare_datalist,
     read_cvind,
     read_figshare_mat,
-    split_counts,
     write_cvind,
-    write_datalist,
     write_figshare_mat,
 )
-
-_HEADER = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
-_OMIT = object()
-
-
-def _matlab_dataset(group: h5py.Group, name: str, data: np.ndarray, matlab_class: str) -> None:
-    """Store ``data`` (already in h5py order) with its MATLAB_class attribute."""
-    ds = group.create_dataset(name, data=data)
-    ds.attrs["MATLAB_class"] = np.bytes_(matlab_class)
-
-
-def write_matlab_v73(
-    path: Path,
-    image_rc: np.ndarray | object,
-    mask_rc: np.ndarray | object,
-    label: float | object = 2.0,
-    pid: str | object = "MR029262D",
-    image_class: str = "int16",
-) -> Path:
-    """Write a slice as MATLAB v7.3 does, independently of the code under test.
-
-    ``image_rc`` and ``mask_rc`` are in MATLAB orientation ``I(row, col)``; MATLAB is column-major, so
-    HDF5 holds the transpose ``I.T``. ``_OMIT`` leaves a field out.
-    """
-    with h5py.File(path, "w", userblock_size=512) as f:
-        group = f.create_group("cjdata")
-        group.attrs["MATLAB_class"] = np.bytes_("struct")
-        if label is not _OMIT:
-            _matlab_dataset(group, "label", np.array([[label]], dtype=np.float64), "double")
-        if pid is not _OMIT:
-            codes = np.array([ord(c) for c in pid], dtype=np.uint16).reshape(1, -1)  # MATLAB 1×n char
-            _matlab_dataset(group, "PID", codes.T, "char")
-        if image_rc is not _OMIT:
-            _matlab_dataset(group, "image", np.asarray(image_rc).T, image_class)
-        if mask_rc is not _OMIT:
-            _matlab_dataset(group, "tumorMask", np.asarray(mask_rc).T, "uint8")
-        _matlab_dataset(group, "tumorBorder", np.array([[3.0, 2.0, 4.0, 2.0, 4.0, 3.0]]), "double")
-    with open(path, "r+b") as fh:
-        fh.write(_HEADER.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02IM")
-    return path
-
-
-def _matlab_slice(rows: int = 6, cols: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """A non-square MATLAB-orientation image and mask, so that a transposition cannot go unnoticed."""
-    image = (np.arange(rows * cols).reshape(rows, cols) * 7 - 20).astype(np.int16)
-    mask = np.zeros((rows, cols), dtype=np.uint8)
-    mask[1:3, 2:6] = 1  # rows 1-2, columns 2-5
-    return image, mask
-
+from common.data.phantoms.figshare import make_figshare_phantoms
+from tests.data.cases import OMIT, matlab_slice, write_matlab_v73
 
 # --------------------------------------------------------------------------------------- reading
 
 
 def test_read_matlab_v73_layout(tmp_path: Path) -> None:
-    image_rc, mask_rc = _matlab_slice()
+    image_rc, mask_rc = matlab_slice()
     path = write_matlab_v73(tmp_path / "7.mat", image_rc, mask_rc, label=3.0, pid="100360")
     sl = read_figshare_mat(path)
     assert sl.image.dtype == np.int16 and sl.image.shape == (8, 6)  # axis 0 = column = x
@@ -99,7 +46,7 @@ def test_read_matlab_v73_layout(tmp_path: Path) -> None:
 
 
 def test_monai_reader_loadimaged(tmp_path: Path) -> None:
-    image_rc, mask_rc = _matlab_slice()
+    image_rc, mask_rc = matlab_slice()
     path = str(write_matlab_v73(tmp_path / "1.mat", image_rc, mask_rc, label=1.0, pid="P7"))
     reader = FigshareMatReader()
     assert reader.verify_suffix(path) and not reader.verify_suffix("x.nii.gz")
@@ -160,7 +107,7 @@ def test_write_figshare_mat_layout_and_round_trip(tmp_path: Path) -> None:
 
 def _bad_file(tmp_path: Path, case: str) -> Path:
     """Write a broken slice file for ``case``."""
-    image, mask = _matlab_slice()
+    image, mask = matlab_slice()
     path = tmp_path / f"{case}.mat"
     if case == "missing":
         return path
@@ -175,7 +122,7 @@ def _bad_file(tmp_path: Path, case: str) -> Path:
         with h5py.File(path, "w") as f:
             f["other"] = np.zeros(3)
     elif case == "no_mask":
-        write_matlab_v73(path, image, _OMIT)
+        write_matlab_v73(path, image, OMIT)
     elif case == "shape_mismatch":
         write_matlab_v73(path, image, mask[:, :5])
     elif case == "mask_value_2":
@@ -231,49 +178,6 @@ def test_read_cvind_v73_and_v5(tmp_path: Path) -> None:
         read_cvind(tmp_path / "other.mat")
 
 
-# --------------------------------------------------------------------------------------- phantoms
-
-
-def test_phantoms_fast_and_like_the_real_data(tmp_path: Path) -> None:
-    start = time.perf_counter()
-    files = make_figshare_phantoms(tmp_path, n_patients=12, slices_per_patient=4, size=256, seed=0)
-    assert time.perf_counter() - start < 6.0  # about 1 s on one core; generous for busy CI machines
-    assert [f.name for f in files] == [f"{i}.mat" for i in range(1, 49)]
-    slices = [read_figshare_mat(f) for f in files]
-    labels = [s.label for s in slices]
-    assert [labels.count(k) for k in (1, 2, 3)] == [16, 16, 16]
-    for s in slices:
-        assert s.image.dtype == np.int16 and s.image.shape == (256, 256)
-        assert 0 <= s.image.min() and 700 < s.image.max() < 2000
-        area = int(s.mask.sum())
-        brain = 0.3 * s.image.size  # the brain covers about 35 % of the picture
-        assert 0.02 * brain < area < 0.12 * brain
-    by_patient: dict[str, set[int]] = {}
-    for s in slices:
-        by_patient.setdefault(s.patient_id, set()).add(s.label)
-    assert len(by_patient) == 12 and all(len(v) == 1 for v in by_patient.values())
-    assert sorted(by_patient)[0] == "P0001"
-    cvind = read_cvind(tmp_path / "cvind.mat")
-    assert cvind.size == 48 and set(cvind) == {1, 2, 3, 4, 5}
-    for pid in by_patient:
-        assert len({int(c) for c, s in zip(cvind, slices) if s.patient_id == pid}) == 1
-
-
-def test_phantoms_deterministic_and_sizes(tmp_path: Path) -> None:
-    kwargs = {"n_patients": 3, "slices_per_patient": 2, "sizes": (64, 512, 96)}
-    a = [read_figshare_mat(f) for f in make_figshare_phantoms(tmp_path / "a", seed=3, **kwargs)]
-    b = [read_figshare_mat(f) for f in make_figshare_phantoms(tmp_path / "b", seed=3, **kwargs)]
-    c = [read_figshare_mat(f) for f in make_figshare_phantoms(tmp_path / "c", seed=4, **kwargs)]
-    assert [s.image.shape for s in a] == [(64, 64)] * 2 + [(512, 512)] * 2 + [(96, 96)] * 2
-    for sa, sb, sc in zip(a, b, c):
-        assert sa.image.tobytes() == sb.image.tobytes() and sa.mask.tobytes() == sb.mask.tobytes()
-        assert sa.image.tobytes() != sc.image.tobytes()
-        assert sa.mask.any() and sa.mask.shape == sa.image.shape
-    np.testing.assert_array_equal(
-        read_cvind(tmp_path / "a" / "cvind.mat"), read_cvind(tmp_path / "b" / "cvind.mat")
-    )
-
-
 # --------------------------------------------------------------------------------------- datalists
 
 
@@ -289,16 +193,8 @@ def _patients(items: list[dict]) -> set[str]:
     return {it["patient"] for it in items}
 
 
-def test_split_counts() -> None:
-    assert split_counts(20, (8, 1, 1)) == [16, 2, 2]
-    assert split_counts(3, (8, 1, 1)) == [1, 1, 1]
-    assert split_counts(10, (8, 2, 0)) == [8, 2, 0]
-    assert split_counts(233, (8, 1, 1)) == [187, 23, 23]
-    assert sum(split_counts(7, (1, 1))) == 7
-
-
 def test_patient_split(phantom_dir: Path) -> None:
-    dl = build_figshare_datalist(phantom_dir, seed=1029)
+    dl = build_datalist("figshare", phantom_dir, seed=1029)
     tr, va, te = (dl[k] for k in ("training", "validation", "testing"))
     assert not (
         _patients(tr) & _patients(va) or _patients(tr) & _patients(te) or _patients(va) & _patients(te)
@@ -308,18 +204,66 @@ def test_patient_split(phantom_dir: Path) -> None:
     assert names == sorted(f"{i}.mat" for i in range(1, 61))
     item = tr[0]
     assert item["image"] == item["label"] and item["class"] in (0, 1, 2) and item["patient"].startswith("P")
-    assert build_figshare_datalist(phantom_dir, seed=1029) == dl
-    other = build_figshare_datalist(phantom_dir, seed=1)
+    assert build_datalist("figshare", phantom_dir, seed=1029) == dl
+    # the sections the split gave before the data code became adapters (MMRAN's seed)
+    assert sorted(it["image"] for it in va) == ["28.mat", "29.mat", "30.mat", "7.mat", "8.mat", "9.mat"]
+    assert sorted(it["image"] for it in te) == ["40.mat", "41.mat", "42.mat", "46.mat", "47.mat", "48.mat"]
+    other = build_datalist("figshare", phantom_dir, seed=1)
     assert _patients(other["testing"]) | _patients(other["validation"]) != _patients(te) | _patients(va)
 
 
 def test_cvind_fold_split(phantom_dir: Path) -> None:
     cvind = read_cvind(phantom_dir / "cvind.mat")
-    dl = build_figshare_datalist(phantom_dir, cvind_fold=2)
+    dl = build_datalist("figshare", phantom_dir, seed=1029, cvind_fold=2)
     expected = sorted(f"{i + 1}.mat" for i in np.flatnonzero(cvind == 2))
     assert sorted(it["image"] for it in dl["testing"]) == expected
     assert not _patients(dl["testing"]) & (_patients(dl["training"]) | _patients(dl["validation"]))
     assert len(dl["training"]) + len(dl["validation"]) + len(expected) == 60 and dl["validation"]
+    assert dl["cvind_fold"] == 2 and dl["fold"] is None
+    assert sorted(int(it["image"][:-4]) for it in dl["validation"]) == [4, 5, 6, 37, 38, 39]  # as before
+    with pytest.raises(ValueError, match="cvind_fold must be 1..5"):
+        build_datalist("figshare", phantom_dir, cvind_fold=6)
+
+
+def test_cvind_fold_that_is_not_patient_wise(phantom_dir: Path, tmp_path: Path) -> None:
+    """The test fold's patients' slices in other folds are left out of training/validation, with a warning."""
+    shutil.copytree(phantom_dir, tmp_path / "ds")
+    cvind = read_cvind(phantom_dir / "cvind.mat")
+    first_test = int(np.flatnonzero(cvind == 1)[0])
+    cvind[first_test] = 2  # one slice of a fold-1 patient moves to fold 2
+    write_cvind(tmp_path / "ds" / "cvind.mat", cvind)
+    with pytest.warns(UserWarning, match="not patient-wise; 1 items of test patients"):
+        dl = build_datalist("figshare", tmp_path / "ds", cvind_fold=1)
+    assert sorted(int(it["image"][:-4]) - 1 for it in dl["testing"]) == sorted(
+        int(i) for i in np.flatnonzero(cvind == 1)
+    )
+    rest = dl["training"] + dl["validation"]
+    assert len(rest) + len(dl["testing"]) == 59 and f"{first_test + 1}.mat" not in {
+        it["image"] for it in rest
+    }
+    assert not _patients(dl["testing"]) & _patients(rest)
+
+
+def test_adapter_finds_checks_and_maps(phantom_dir: Path, tmp_path: Path) -> None:
+    assert ADAPTER.has_data(phantom_dir) and not ADAPTER.has_data(tmp_path / "nowhere")
+    assert ADAPTER.detect_layout(phantom_dir) == "figshare"
+    cases = ADAPTER.find_cases(phantom_dir)
+    assert [it["image"] for it in cases.items] == [f"{i}.mat" for i in range(1, 61)]  # numeric order
+    assert cases.items[0] == {"image": "1.mat", "label": "1.mat", "class": 0, "patient": "P0001"}
+    ADAPTER.check_case(cases.items[0], phantom_dir)
+    shutil.copy(phantom_dir / "1.mat", tmp_path / "1.mat")
+    (tmp_path / "2.mat").write_bytes((phantom_dir / "2.mat").read_bytes()[:2000])
+    with pytest.raises(DataFormatError, match=r"2\.mat: .*corrupt or truncated"):
+        ADAPTER.find_cases(tmp_path)
+    collected = ADAPTER.find_cases(tmp_path, on_error="collect")
+    assert [it["image"] for it in collected.items] == ["1.mat"]
+    assert [Path(name).name for name, _ in collected.problems] == ["2.mat"]
+    assert ADAPTER.to_canonical(np.array([0, 1, 1]), "figshare").tolist() == [0, 1, 1]
+    with pytest.raises(DataFormatError, match="outside the figshare label set"):
+        ADAPTER.to_canonical(np.array([0, 2]), "figshare")
+    header = build_datalist("figshare", phantom_dir)
+    assert header["labels"] == {"0": "meningioma", "1": "glioma", "2": "pituitary"}
+    assert header["pixel_spacing_mm"] == FIGSHARE_PIXEL_SPACING_MM and header["layout"] == "figshare"
 
 
 def test_original_subfolders_and_errors(phantom_dir: Path, tmp_path: Path) -> None:
@@ -331,25 +275,25 @@ def test_original_subfolders_and_errors(phantom_dir: Path, tmp_path: Path) -> No
         shutil.copy(phantom_dir / f"{i}.mat", dest / f"{i}.mat")
     found = find_figshare_files(tmp_path / "ds")
     assert [int(p.stem) for p in found] == list(range(1, 61))
-    dl = build_figshare_datalist(tmp_path / "ds")
+    dl = build_datalist("figshare", tmp_path / "ds")
     assert {it["image"].split("/")[0] for it in dl["training"]} <= set(parts)
     assert sum(len(dl[k]) for k in ("training", "validation", "testing")) == 60
     with pytest.raises(DataFormatError, match="cvind.mat"):
-        build_figshare_datalist(tmp_path / "ds", cvind_fold=1)
+        build_datalist("figshare", tmp_path / "ds", cvind_fold=1)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataFormatError, match=r"empty: no Figshare \.mat files found"):
-        build_figshare_datalist(tmp_path / "empty")
+        build_datalist("figshare", tmp_path / "empty")
     with pytest.raises(DataFormatError, match="nowhere: dataset folder does not exist"):
-        build_figshare_datalist(tmp_path / "nowhere")
+        build_datalist("figshare", tmp_path / "nowhere")
     with pytest.raises(DataFormatError, match="leave the default to train on generated phantoms"):
-        prepare_figshare_datalist(str(tmp_path / "empty"), str(tmp_path / "dl.json"))
+        prepare_datalist("figshare", str(tmp_path / "empty"), str(tmp_path / "dl.json"))
 
 
 def test_prepare_with_phantoms_and_load(tmp_path: Path) -> None:
     data_dir, dl_file = tmp_path / "phantom_data", tmp_path / "out" / "datalist.json"
     kwargs = {"n_patients": 6, "slices_per_patient": 2, "size": 64}
-    result = prepare_figshare_datalist(
-        str(data_dir), str(dl_file), generate_phantoms=True, phantom_kwargs=kwargs
+    result = prepare_datalist(
+        "figshare", str(data_dir), str(dl_file), generate_phantoms=True, phantom_kwargs=kwargs
     )
     assert result == str(dl_file) and len(find_figshare_files(data_dir)) == 12
     content = json.loads(dl_file.read_text())
@@ -362,23 +306,17 @@ def test_prepare_with_phantoms_and_load(tmp_path: Path) -> None:
     loaded = LoadImaged(keys=["image"], reader=FigshareMatReader())(first)
     assert loaded["image"].shape == (64, 64) and loaded["image"].meta["patient_id"] == first["patient"]
     # a second call reuses the files and rewrites the same datalist
-    prepare_figshare_datalist(str(data_dir), str(dl_file), generate_phantoms=True, phantom_kwargs=kwargs)
+    prepare_datalist("figshare", str(data_dir), str(dl_file), generate_phantoms=True, phantom_kwargs=kwargs)
     assert json.loads(dl_file.read_text()) == content
     with pytest.raises(DataFormatError, match="no list section 'test'"):
         load_datalist_section(dl_file, "test", data_dir)
-
-
-def test_write_datalist_atomic(tmp_path: Path) -> None:
-    path = write_datalist({"training": [{"image": "1.mat"}]}, tmp_path / "a" / "b" / "dl.json")
-    assert json.loads(path.read_text()) == {"training": [{"image": "1.mat"}]}
-    assert [p.name for p in path.parent.iterdir()] == ["dl.json"]
 
 
 def test_patient_split_spreads_tumour_types(tmp_path):
     """With 10 patients of each type, the 3-patient validation and test splits hold one of each type."""
     make_figshare_phantoms(tmp_path, n_patients=30, slices_per_patient=1, size=64, seed=3)
     for seed in (1029, 7):
-        dl = build_figshare_datalist(tmp_path, seed=seed)
+        dl = build_datalist("figshare", tmp_path, seed=seed)
         assert [len(dl[k]) for k in ("training", "validation", "testing")] == [24, 3, 3]
         assert sorted(it["class"] for it in dl["validation"]) == [0, 1, 2]
         assert sorted(it["class"] for it in dl["testing"]) == [0, 1, 2]
