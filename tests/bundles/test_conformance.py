@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import socket
 import subprocess
@@ -204,15 +205,19 @@ def free_port() -> int:
 
 
 def test_multi_gpu_config_runs_under_torchrun(ran, tmp_path):
-    """multi_gpu_train.json, two processes, gloo on CPU: one epoch, the data shared between them."""
+    """multi_gpu_train.json under torchrun: one epoch, the data shared between the processes.
+
+    Two CPU processes with gloo here; one process per GPU with NCCL on a GPU machine.
+    """
     bundle_dir, _ = ran
+    processes = torch.cuda.device_count() or 2
     folder = bundle_dir / "configs"
     configs = [str(folder / n) for n in ("train.json", "multi_gpu_train.json", "smoke_test.json")]
     cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--nproc_per_node=2",
+        f"--nproc_per_node={processes}",
         f"--master_port={free_port()}",
         "-m",
         "monai.bundle",
@@ -238,9 +243,9 @@ def test_multi_gpu_config_runs_under_torchrun(ran, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     checkpoint = torch.load(tmp_path / "models" / "last.pt", map_location="cpu", weights_only=True)
-    single = torch.load(bundle_dir / "models" / "last.pt", map_location="cpu", weights_only=True)["trainer"]
-    per_epoch_single = single["iteration"] // single["max_epochs"]
-    # each process trained one epoch on its half of the training set
+    n_train = len(json.loads((bundle_dir / "runs" / "datalist.json").read_text())["training"])
+    batch = parser(bundle_dir, "train.json").get_parsed_content("train#dataloader#batch_size")
+    # each process trained one epoch on its share of the training set (DistributedSampler pads evenly)
     assert checkpoint["trainer"]["max_epochs"] == 1
-    assert checkpoint["trainer"]["iteration"] == -(-per_epoch_single // 2)
+    assert checkpoint["trainer"]["iteration"] == math.ceil(math.ceil(n_train / processes) / batch)
     assert (tmp_path / "models" / "model.pt").is_file()
