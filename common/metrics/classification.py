@@ -203,7 +203,8 @@ class ROCAUCForClassMetric(ROCAUCMetric):
         buffers = self.get_buffer()
         if buffers is None:
             raise ValueError(f"{self}: nothing to aggregate, call the metric on some data first.")
-        y_pred, y = buffers
+        # the buffers can sit on different devices (scores on the GPU, labels on the CPU): rank on the CPU
+        y_pred, y = (b.detach().cpu() for b in buffers)
         k = self.class_index
         y = y.reshape(y.shape[0], -1)
         truth = (y[:, 0].round() == k) if y.shape[1] == 1 else y[:, k]
