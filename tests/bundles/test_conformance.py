@@ -249,3 +249,23 @@ def test_multi_gpu_config_runs_under_torchrun(ran, tmp_path):
     assert checkpoint["trainer"]["max_epochs"] == 1
     assert checkpoint["trainer"]["iteration"] == math.ceil(math.ceil(n_train / processes) / batch)
     assert (tmp_path / "models" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "bundle", [b for b in BUNDLES if (REPO / "bundles" / b / "configs" / "ablation.json").is_file()]
+)
+def test_ablation_rows_override_keys_of_train_json(bundle):
+    """Every override of the paper's ablation rows names a key train.json has: a typo would silently
+    train the default model under the row's name."""
+    folder = REPO / "bundles" / bundle / "configs"
+    ablation = json.loads((folder / "ablation.json").read_text())
+    train = ConfigParser()
+    train.read_config(str(folder / "train.json"))
+    overrides = [dict(ablation["budgets"][b]) for b in ablation["budgets"]]
+    overrides += [row.get("overrides", {}) for table in ablation["tables"].values() for row in table.values()]
+    for override in overrides:
+        for key in override:
+            assert key in train, f"{bundle}: ablation override {key!r} is not a key of train.json"
+    for table in ablation["tables"].values():
+        for row in table.values():
+            assert set(row.get("paper", {})) <= set(ablation["metrics"])
