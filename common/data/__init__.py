@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     # Figshare
     "FIGSHARE_CLASSES": "figshare_mat",
     "FIGSHARE_FIELDS": "figshare_mat",
+    "FIGSHARE_FIELD_OF_VIEW_MM": "figshare_mat",
     "FIGSHARE_PIXEL_SPACING_MM": "figshare_mat",
     "FigshareMatReader": "figshare_mat",
     "FigshareSlice": "figshare_mat",

@@ -27,7 +27,7 @@ from common.data.adapter import Cases, DatasetAdapter, OnError, check_on_error
 from common.data.errors import DataFormatError
 from common.data.figshare_mat import (
     FIGSHARE_CLASSES,
-    FIGSHARE_PIXEL_SPACING_MM,
+    FIGSHARE_FIELD_OF_VIEW_MM,
     read_cvind,
     read_figshare_mat,
 )
@@ -140,7 +140,7 @@ class FigshareAdapter(DatasetAdapter):
             "name": self.title,
             "layout": layout,
             "labels": {str(i): name for i, name in enumerate(FIGSHARE_CLASSES)},
-            "pixel_spacing_mm": FIGSHARE_PIXEL_SPACING_MM,
+            "field_of_view_mm": FIGSHARE_FIELD_OF_VIEW_MM,
         }
 
     def predefined_test(

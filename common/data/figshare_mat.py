@@ -19,8 +19,11 @@ h5py returns the *transpose* of MATLAB's array. We keep the array exactly as h5p
 ``arr[col, row]``. This matches MONAI's ``PILReader`` (``reverse_indexing=True``) and the x-first
 order of NIfTI, so our arrays have shape ``(W, H)`` and ``arr.T`` is the picture as MATLAB shows it.
 
-Pixel spacing is not stored in the files; the MMRAN paper (section 4.1) gives 0.49 × 0.49 mm,
-which is :data:`FIGSHARE_PIXEL_SPACING_MM`.
+Pixel spacing is not stored in the files; the MMRAN paper (section 4.1) gives 0.49 × 0.49 mm
+(:data:`FIGSHARE_PIXEL_SPACING_MM`), which holds for the 512 × 512 slices. Some slices are 256 × 256 of
+the same head, so the reader assumes one field of view for every slice, :data:`FIGSHARE_FIELD_OF_VIEW_MM`
+= 512 × 0.49 mm = 250.88 mm, and gives each slice the spacing of its own grid (0.98 mm at 256 × 256).
+Resizing then scales the spacing with it, so HD95 in mm means the same for both slice sizes.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from common.data.errors import DataFormatError
 __all__ = [
     "FIGSHARE_CLASSES",
     "FIGSHARE_FIELDS",
+    "FIGSHARE_FIELD_OF_VIEW_MM",
     "FIGSHARE_PIXEL_SPACING_MM",
     "FigshareMatReader",
     "FigshareSlice",
@@ -61,7 +65,10 @@ FIGSHARE_CLASSES: tuple[str, str, str] = ("meningioma", "glioma", "pituitary")
 """Class names; class index ``i`` is Figshare ``label == i + 1``."""
 
 FIGSHARE_PIXEL_SPACING_MM: float = 0.49
-"""In-plane pixel size of the Figshare slices in mm (MMRAN paper, section 4.1); not stored in the files."""
+"""Pixel size of the 512 × 512 Figshare slices in mm (MMRAN paper, section 4.1); not stored in the files."""
+
+FIGSHARE_FIELD_OF_VIEW_MM: float = 512 * FIGSHARE_PIXEL_SPACING_MM
+"""In-plane extent assumed for every slice (250.88 mm): 512 pixels of 0.49 mm; see the module docstring."""
 
 FIGSHARE_FIELDS: tuple[str, ...] = ("image", "tumorMask", "label", "PID", "tumorBorder")
 """The fields of the ``cjdata`` struct that :func:`read_figshare_mat` knows."""
@@ -281,25 +288,27 @@ class FigshareMatReader(ImageReader):
     The array keeps our x-first orientation (axis 0 = image column, see the module docstring), like
     MONAI's ``PILReader`` with ``reverse_indexing=True``. It is 2-D without a channel
     (``original_channel_dim`` is NaN), so ``EnsureChannelFirst(d)`` gives ``(1, W, H)``. The affine is
-    ``diag(s, s, 1, 1)`` with ``s = pixel_spacing_mm``, so ``MetaTensor.pixdim`` is ``(s, s)``.
+    ``diag(fov / W, fov / H, 1, 1)``: the slice spans ``field_of_view_mm`` whatever its size (see the module
+    docstring), so ``MetaTensor.pixdim`` is 0.49 mm for a 512 × 512 slice and 0.98 mm for a 256 × 256 one.
 
     Args:
         field: ``"image"`` (returned as float32) or ``"tumorMask"`` (returned as uint8; note that
             ``LoadImage`` casts to its ``dtype``, float32 by default).
-        pixel_spacing_mm: in-plane pixel size, default :data:`FIGSHARE_PIXEL_SPACING_MM`.
+        field_of_view_mm: in-plane extent of every slice, default :data:`FIGSHARE_FIELD_OF_VIEW_MM`.
 
     Besides MONAI's usual keys, the meta data hold ``figshare_label`` (1..3) and ``patient_id`` when
     the file has them.
     """
 
-    def __init__(self, field: str = "image", pixel_spacing_mm: float = FIGSHARE_PIXEL_SPACING_MM):
+    def __init__(self, field: str = "image", field_of_view_mm: float | None = None):
         super().__init__()
         if field not in ("image", "tumorMask"):
             raise ValueError(f"field must be 'image' or 'tumorMask', got {field!r}")
-        if not pixel_spacing_mm > 0:
-            raise ValueError(f"pixel_spacing_mm must be positive, got {pixel_spacing_mm}")
+        fov = FIGSHARE_FIELD_OF_VIEW_MM if field_of_view_mm is None else float(field_of_view_mm)
+        if not fov > 0:
+            raise ValueError(f"field_of_view_mm must be positive, got {field_of_view_mm}")
         self.field = field
-        self.pixel_spacing_mm = float(pixel_spacing_mm)
+        self.field_of_view_mm = fov
 
     def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
         """True when every file name ends with ``.mat``."""
@@ -324,8 +333,8 @@ class FigshareMatReader(ImageReader):
             array = np.asarray(sl.image, dtype=np.float32)
         else:
             array = np.asarray(sl.mask, dtype=np.uint8)
-        s = self.pixel_spacing_mm
-        affine = np.diag([s, s, 1.0, 1.0])
+        spacing = [self.field_of_view_mm / n for n in array.shape]
+        affine = np.diag([*spacing, 1.0, 1.0])
         meta: dict[str, Any] = {
             MetaKeys.AFFINE: affine,
             MetaKeys.ORIGINAL_AFFINE: affine.copy(),

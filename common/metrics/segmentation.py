@@ -107,7 +107,11 @@ def compute_mean_pixel_accuracy(
     """Per-image, per-class pixel accuracy, the terms of eq. 18: ``p_ii / sum_j p_ij``.
 
     ``p_ij`` counts pixels of ground-truth class ``i`` predicted as class ``j``, so ``sum_j p_ij`` is the
-    number of ground-truth pixels of class ``i`` and the term is the recall of class ``i``.
+    number of ground-truth pixels of class ``i`` and the term is the recall of class ``i``. This is the
+    standard reading of mean pixel accuracy (Long et al., FCN, CVPR 2015; Garcia-Garcia et al.'s survey,
+    which the paper's eq. 16-19 follow). The paper's glossary calls ``p_ij`` a false positive, which would
+    make the term a per-class precision; we keep the standard reading, which matches the metric's name and
+    its usual definition, and the model card says so.
 
     Args:
         y_pred: binarised one-hot prediction, (B, C, spatial...), 2D or 3D.

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import scipy.io
 from monai.data import MetaTensor
-from monai.transforms import EnsureChannelFirstd, LoadImaged
+from monai.transforms import EnsureChannelFirstd, LoadImaged, Resized
 
 from common.data.datalist import build_datalist, load_datalist_section, prepare_datalist
 from common.data.errors import DataFormatError
 from common.data.figshare import ADAPTER, find_figshare_files
 from common.data.figshare_mat import (
+    FIGSHARE_FIELD_OF_VIEW_MM,
     FIGSHARE_PIXEL_SPACING_MM,
     FigshareMatReader,
     read_cvind,
@@ -54,7 +55,8 @@ def test_monai_reader_loadimaged(tmp_path: Path) -> None:
     data = EnsureChannelFirstd(keys=["image"])(load({"image": path}))
     img = data["image"]
     assert isinstance(img, MetaTensor) and tuple(img.shape) == (1, 8, 6)
-    np.testing.assert_allclose(img.pixdim, [FIGSHARE_PIXEL_SPACING_MM] * 2)
+    # an 8 x 6 slice spans the same field of view as a 512 x 512 one
+    np.testing.assert_allclose(img.pixdim, [FIGSHARE_FIELD_OF_VIEW_MM / 8, FIGSHARE_FIELD_OF_VIEW_MM / 6])
     np.testing.assert_array_equal(img[0].numpy(), image_rc.T.astype(np.float32))
     assert img.meta["figshare_label"] == 1 and img.meta["patient_id"] == "P7"
     assert img.meta["filename_or_obj"] == path
@@ -263,7 +265,7 @@ def test_adapter_finds_checks_and_maps(phantom_dir: Path, tmp_path: Path) -> Non
         ADAPTER.to_canonical(np.array([0, 2]), "figshare")
     header = build_datalist("figshare", phantom_dir)
     assert header["labels"] == {"0": "meningioma", "1": "glioma", "2": "pituitary"}
-    assert header["pixel_spacing_mm"] == FIGSHARE_PIXEL_SPACING_MM and header["layout"] == "figshare"
+    assert header["field_of_view_mm"] == FIGSHARE_FIELD_OF_VIEW_MM and header["layout"] == "figshare"
 
 
 def test_original_subfolders_and_errors(phantom_dir: Path, tmp_path: Path) -> None:
@@ -320,3 +322,19 @@ def test_patient_split_spreads_tumour_types(tmp_path):
         assert [len(dl[k]) for k in ("training", "validation", "testing")] == [24, 3, 3]
         assert sorted(it["class"] for it in dl["validation"]) == [0, 1, 2]
         assert sorted(it["class"] for it in dl["testing"]) == [0, 1, 2]
+
+
+def test_spacing_follows_each_slice_grid_and_survives_resizing(tmp_path: Path) -> None:
+    """512 and 256 slices of one field of view: 0.49 and 0.98 mm; both 0.49 mm once resized to 512."""
+    load = LoadImaged(keys="image", reader=FigshareMatReader(), image_only=True)
+    resize = Resized(keys="image", spatial_size=(512, 512))
+    for size, native in [(512, FIGSHARE_PIXEL_SPACING_MM), (256, 2 * FIGSHARE_PIXEL_SPACING_MM)]:
+        image = np.zeros((size, size), dtype=np.int16)
+        mask = np.zeros((size, size), dtype=np.uint8)
+        mask[10:20, 10:20] = 1
+        path = write_figshare_mat(tmp_path / f"{size}.mat", image, mask, label=1, patient_id="P")
+        item = EnsureChannelFirstd(keys="image")(load({"image": str(path)}))
+        np.testing.assert_allclose(item["image"].pixdim, [native, native])
+        np.testing.assert_allclose(resize(item)["image"].pixdim, [FIGSHARE_PIXEL_SPACING_MM] * 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="field_of_view_mm"):
+        FigshareMatReader(field_of_view_mm=0)
