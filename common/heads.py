@@ -135,9 +135,13 @@ class HeadSpec:
 
     @property
     def region_heads(self) -> dict[str, tuple[int, ...]]:
-        """Head name -> canonical label values of its target region, for the heads that learn a region."""
-        assert self.labels is not None or not any(h.region for h in self)
-        return {h.name: self.labels.region(h.region) for h in self if h.region is not None}  # type: ignore[union-attr]
+        """Head name -> canonical label values of its target region, for the heads that learn a region.
+
+        (``__init__`` already refused a region head without a label scheme.)
+        """
+        if self.labels is None:
+            return {}
+        return {h.name: self.labels.region(h.region) for h in self if h.region is not None}
 
     # ------------------------------------------------------------------ inference output
     def pred_layout(self) -> dict[str, slice]:

@@ -97,6 +97,12 @@ def test_required_files_and_metadata_schema(bundle):
     assert "segmentation" in bundle or "classification" in bundle
 
 
+def test_multi_gpu_config_is_the_same_file_in_every_bundle():
+    """Each bundle ships its own copy (a zoo package is self-contained); the copies must not drift."""
+    copies = {(REPO / "bundles" / b / "configs" / "multi_gpu_train.json").read_text() for b in BUNDLES}
+    assert len(copies) == 1
+
+
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_head_spec_matches_network_data_format(bundle):
     """pred's channels are the inference heads, in the same order in train.json, inference.json, metadata."""
