@@ -11,6 +11,10 @@ A bundle lists its paper's experiments in ``configs/ablation.json``::
      "tables": {"Table 1: ...": {"row name": {"note": "...", "overrides": {...},
                                                "paper": {"dice": 77.51, "accuracy": 85.29}}}}}
 
+A row that is the same experiment as another (a table's baseline repeated in the next table) says
+``"same_as": "<row>"`` instead of ``overrides`` and reuses that row's result. A paper number the source
+does not give is left out of ``paper`` and shows as an empty cell.
+
 Each row is the bundle's own ``train.json`` (then ``train.json`` + ``evaluate.json`` on the test split) run
 through ``python -m monai.bundle run`` with the budget's and the row's overrides merged after it, as one
 more config file. Every row uses the same data folder, seed and ratios, hence the same split (the datalist
@@ -49,6 +53,10 @@ def rows_of(ablation: dict) -> dict[str, tuple[str, dict]]:
             if name in rows:
                 raise SystemExit(f"row {name!r} appears in {rows[name][0]!r} and {table!r}")
             rows[name] = (table, row)
+    for name, (_, row) in rows.items():
+        same = row.get("same_as")
+        if same is not None and (same not in rows or "same_as" in rows[same][1] or "overrides" in row):
+            raise SystemExit(f"row {name!r}: same_as must name a row with its own overrides, got {same!r}")
     return rows
 
 
@@ -107,13 +115,17 @@ def tables(ablation: dict, results: dict[str, dict[str, float]]) -> tuple[str, s
         for name, row in table_rows.items():
             if name not in results:
                 continue
-            ours = [results[name].get(m, float("nan")) * scale for m in metrics]
-            paper = [row.get("paper", {}).get(m, float("nan")) for m in metrics]
-            writer.writerow([table, name, *(f"{v:.2f}" for v in ours), *(f"{v:.2f}" for v in paper)])
-            cells = " | ".join(f"{o:.2f} | {p:.2f}" for o, p in zip(ours, paper))
+            ours = [_cell(results[name].get(m), scale) for m in metrics]
+            paper = [_cell(row.get("paper", {}).get(m)) for m in metrics]
+            writer.writerow([table, name, *ours, *paper])
+            cells = " | ".join(f"{o} | {p or '—'}" for o, p in zip(ours, paper))
             md.append(f"| {name} | {cells} |")
         md.append("")
     return csv_out.getvalue(), "\n".join(md)
+
+
+def _cell(value: float | None, scale: float = 1.0) -> str:
+    return "" if value is None else f"{value * scale:.2f}"
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -152,11 +164,18 @@ def main(argv: list[str] | None = None) -> None:
         for n in rows
         if (out / n / "result.json").is_file()
     }
+    results.update({n: results[r["same_as"]] for n, (_, r) in rows.items() if r.get("same_as") in results})
     for name, (table, row) in rows.items():
         if args.only and name not in args.only:
             continue
-        print(f"[ablation] {table} / {name} ...", flush=True)
-        results[name] = run_row(args.bundle, name, {**shared, **row.get("overrides", {})}, out)
+        source = row.get("same_as")
+        if source is None:
+            print(f"[ablation] {table} / {name} ...", flush=True)
+            results[name] = run_row(args.bundle, name, {**shared, **row.get("overrides", {})}, out)
+        elif source in results:
+            results[name] = results[source]
+        else:
+            continue  # its source row comes later or was left out by --only
         csv_text, md_text = tables(ablation, results)
         (out / "ablation.csv").write_text(csv_text)
         (out / "ablation.md").write_text(md_text + "\n")

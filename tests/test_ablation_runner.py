@@ -44,7 +44,8 @@ def test_two_row_ablation_runs_and_resumes(tmp_path):
     last = torch.load(tmp_path / ROWS[0] / "models" / "last.pt", map_location="cpu", weights_only=True)
     assert last["loss_schedule"]["weights"] == {"seg": 0.8, "cls": 0.2}
     se_state = torch.load(tmp_path / ROWS[1] / "models" / "model.pt", map_location="cpu", weights_only=True)
-    assert any(".attention.fc." in key for key in se_state)
+    assert any(".attention.channel_attention.avg_mlp." in key for key in se_state)
+    assert not any(".attention.spatial_gate." in key for key in se_state)
     assert all(name in (tmp_path / "ablation.md").read_text() for name in ROWS)
     model = tmp_path / ROWS[0] / "models" / "model.pt"
     before = model.stat().st_mtime_ns

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from monai.networks.blocks import ADN, UpSample
 from monai.networks.layers.factories import Conv, Pool
+from monai.networks.nets.attentionunet import AttentionBlock
 from torch import nn
 from torch.nn import functional as F
 
@@ -25,6 +26,10 @@ from .multihead import MultiHeadNetwork
 
 #: Default decoder level of each auxiliary head; level 0 is the full-resolution (shallowest) level.
 DEFAULT_AUX_LEVELS: dict[str, int] = {"et": 0, "ncr": 1, "ed": 2}
+
+#: Encoder units of the APR study (§3.6.1, Table 3): plain pre-activation blocks (no shortcut, no gate),
+#: pre-activation residual units (shortcut, no gate) and APR modules (shortcut and attention gate).
+ENCODER_UNITS = ("plain", "residual", "apr")
 
 
 class PreActivationUnit(nn.Sequential):
@@ -110,9 +115,27 @@ class AttentionPreActivationResidual(nn.Module):
         return self.gate(self.unit(x))
 
 
+def build_encoder_unit(
+    kind: str, spatial_dims: int, in_channels: int, out_channels: int, per_channel_gate: bool = False
+) -> nn.Module:
+    """The encoder unit named by ``kind`` (one of :data:`ENCODER_UNITS`); the APR module by default."""
+    if kind == "plain":
+        return PreActivationConvBlock(spatial_dims, in_channels, out_channels)
+    if kind == "residual":
+        return PreActivationResidualUnit(spatial_dims, in_channels, out_channels)
+    if kind == "apr":
+        return AttentionPreActivationResidual(spatial_dims, in_channels, out_channels, per_channel_gate)
+    raise ValueError(f"encoder_unit must be one of {ENCODER_UNITS}, got {kind!r}")
+
+
 class DecoderStage(nn.Module):
     """Decoder level (§2.1): up-sample to half the channels, concatenate the skip, pre-activation
     convolution block, SE module with dropout.
+
+    ``skip_gate=True`` gates the skip first, as Attention U-Net does (Oktay et al., MIDL 2018; the third
+    structure of the APR study, §3.6.1): ``skip * sigmoid(psi(ReLU(W_x skip + W_g up)))`` with the
+    up-sampled decoder features as the gating signal (MONAI's ``AttentionBlock``, intermediate width half
+    the skip's channels).
     """
 
     def __init__(
@@ -123,14 +146,23 @@ class DecoderStage(nn.Module):
         se_reduction: int,
         se_dropout: float,
         upsample: str,
+        skip_gate: bool = False,
     ):
         super().__init__()
         self.up = UpSample(spatial_dims, in_channels, out_channels, scale_factor=2, mode=upsample)
+        self.skip_gate: nn.Module | None = (
+            AttentionBlock(spatial_dims, f_int=max(out_channels // 2, 1), f_g=out_channels, f_l=out_channels)
+            if skip_gate
+            else None
+        )
         self.conv = PreActivationConvBlock(spatial_dims, 2 * out_channels, out_channels)
         self.se = SEWithDropout(spatial_dims, out_channels, se_reduction, se_dropout)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.se(self.conv(torch.cat([skip, self.up(x)], dim=1)))
+        up = self.up(x)
+        if self.skip_gate is not None:
+            skip = self.skip_gate(up, skip)
+        return self.se(self.conv(torch.cat([skip, up], dim=1)))
 
 
 class AttentionR2UNet(MultiHeadNetwork):
@@ -171,6 +203,10 @@ class AttentionR2UNet(MultiHeadNetwork):
         se_reduction: reduction ratio of the SE excitation MLP (the paper gives none; Hu et al. use 16).
         se_dropout: dropout rate on the SE channel weights (the paper gives no value).
         per_channel_gate: APR attention gate with ``C`` output channels instead of one spatial map.
+        encoder_unit: ``"apr"`` (the paper), or for the APR study (§3.6.1, Table 3) ``"residual"``
+            (pre-activation residual units, no gate) or ``"plain"`` (no shortcut, no gate).
+        skip_gates: Attention U-Net gates on the skip connections (Table 3's third structure, with
+            ``encoder_unit="residual"``).
         upsample: ``"deconv"`` (default) or ``"nontrainable"``, see ``monai.networks.blocks.UpSample``.
         deep_supervision: return the three auxiliary heads as well as the whole tumour.
         aux_levels: decoder level (0 = full resolution) of each auxiliary head.
@@ -193,6 +229,8 @@ class AttentionR2UNet(MultiHeadNetwork):
         se_reduction: int = 16,
         se_dropout: float = 0.2,
         per_channel_gate: bool = False,
+        encoder_unit: str = "apr",
+        skip_gates: bool = False,
         upsample: str = "deconv",
         deep_supervision: bool = True,
         aux_levels: Mapping[str, int] | None = None,
@@ -205,6 +243,8 @@ class AttentionR2UNet(MultiHeadNetwork):
         n_decoder = len(features) - 1
         if deep_supervision and any(not 0 <= level < n_decoder for level in aux_levels.values()):
             raise ValueError(f"aux_levels must lie in [0, {n_decoder - 1}], got {aux_levels}")
+        if encoder_unit not in ENCODER_UNITS:
+            raise ValueError(f"encoder_unit must be one of {ENCODER_UNITS}, got {encoder_unit!r}")
         if "wt" in aux_levels:
             raise ValueError("'wt' is the main head and cannot be an auxiliary head")
         self.spatial_dims = spatial_dims
@@ -217,7 +257,9 @@ class AttentionR2UNet(MultiHeadNetwork):
         channels = [features[0], *features]
         self.encoder = nn.ModuleList(
             nn.Sequential(
-                AttentionPreActivationResidual(spatial_dims, channels[i], channels[i + 1], per_channel_gate),
+                build_encoder_unit(
+                    encoder_unit, spatial_dims, channels[i], channels[i + 1], per_channel_gate
+                ),
                 SEWithDropout(spatial_dims, channels[i + 1], se_reduction, se_dropout),
             )
             for i in range(len(features))
@@ -225,7 +267,9 @@ class AttentionR2UNet(MultiHeadNetwork):
         self.pool = Pool[Pool.MAX, spatial_dims](kernel_size=2)
         # decoder[k] produces decoder level n_decoder - 1 - k (the deepest first)
         self.decoder = nn.ModuleList(
-            DecoderStage(spatial_dims, features[i + 1], features[i], se_reduction, se_dropout, upsample)
+            DecoderStage(
+                spatial_dims, features[i + 1], features[i], se_reduction, se_dropout, upsample, skip_gates
+            )
             for i in reversed(range(n_decoder))
         )
         self.wt_head = conv(features[0], 1, kernel_size=1)
@@ -267,6 +311,7 @@ class AttentionR2UNet(MultiHeadNetwork):
 
 __all__ = [
     "DEFAULT_AUX_LEVELS",
+    "ENCODER_UNITS",
     "APRAttentionGate",
     "AttentionPreActivationResidual",
     "AttentionR2UNet",
@@ -274,4 +319,5 @@ __all__ = [
     "PreActivationConvBlock",
     "PreActivationResidualUnit",
     "PreActivationUnit",
+    "build_encoder_unit",
 ]

@@ -5,7 +5,8 @@ Segmentation and Classification", Machine Intelligence Research 20(6), 2023 (pap
 ``shared/papers``), §3.1-3.2, Fig. 1-4.
 
 A U-Net with a shared encoder (3x3 conv + BN + ReLU, max-pool down) whose stages are residual modules
-carrying an attention module (the MRAM by default, eq. 10: ``F_out = F_att + F_res``), a segmentation
+carrying an attention module (the MRAM by default, eq. 10: ``F_out = F_att + F_res``; any composition of
+Table 2's ablation, see :mod:`common.networks.blocks.attention`), a segmentation
 decoder (transposed convolutions that halve the channels, skip concatenation, two conv units) and a
 classification branch from the end of the encoder through spatial pyramid pooling to fully connected
 layers, so that any input size works.
@@ -13,39 +14,54 @@ layers, so that any input size works.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
-from .blocks import ATTENTION_TYPES, DoubleConv, SpatialPyramidPooling, attention_block, conv_bn_relu
+from .blocks import (
+    DoubleConv,
+    SpatialPyramidPooling,
+    attention_block,
+    attention_options,
+    conv_bn_relu,
+    has_multiscale,
+)
 from .multihead import MultiHeadNetwork
 
 
 class ResidualAttentionStage(nn.Module):
     """Encoder stage of MMRAN (Fig. 4, eq. 10): ``F_out = attention(body(x)) + F_res(x)``.
 
-    ``body`` is two conv units for "none", "se" and "scse". The MRAM carries its own convolutions (the
-    multiscale module), which take the place of the second conv unit: the paper puts the MRAM *into* the
-    residual module "to save the number of parameters" (§3.2.3). The shortcut ``F_res`` is a 1x1
-    convolution + BN when the channel count changes, else the identity. With ``attention="none"`` the
-    stage is a plain U-Net stage without a shortcut (the paper's baseline).
+    ``attention`` is a preset name or a mapping of options
+    (:func:`~common.networks.blocks.attention_options`).
+    ``body`` is two conv units, except when the attention module has the multiscale module (the MRAM and
+    the +scSE+MSM rows of Table 2): its convolutions take the place of the second conv unit, as the paper
+    puts the MRAM *into* the residual module "to save the number of parameters" (§3.2.3). The shortcut
+    ``F_res`` is a 1x1 convolution + BN when the channel count changes, else the identity. With
+    ``attention="none"`` the stage is a plain U-Net stage without a shortcut (the paper's baseline).
     """
 
     def __init__(
-        self, spatial_dims: int, in_channels: int, out_channels: int, attention: str, reduction: int
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        attention: str | Mapping[str, Any],
+        reduction: int,
     ):
         super().__init__()
         self.body = (
             conv_bn_relu(spatial_dims, in_channels, out_channels)
-            if attention == "mram"
+            if has_multiscale(attention)
             else DoubleConv(spatial_dims, in_channels, out_channels)
         )
         self.attention = attention_block(attention, spatial_dims, out_channels, reduction)
         self.shortcut: nn.Module | None = None
-        if attention != "none":
+        if attention_options(attention) is not None:
             self.shortcut = (
                 nn.Identity()
                 if in_channels == out_channels
@@ -81,9 +97,13 @@ class MMRAN(MultiHeadNetwork):
         num_classes: tumour types (3: meningioma, glioma, pituitary).
         features: channels per encoder level; the last is the bottleneck. The paper's U-Net uses
             (64, 128, 256, 512, 1024).
-        attention: attention module in the shared encoder stages: "none", "se", "scse" or "mram"
-            (the ablation of Table 2).
-        reduction: channel reduction ratio of the SE/scSE/MRAM MLPs.
+        attention: attention module in the shared encoder stages (the ablation of Table 2): "none" or a
+            preset, "se", "scse" or "mram", or a mapping of the options of
+            :class:`~common.networks.blocks.ComposableAttention` (``preset``, ``multiscale``,
+            ``max_pool``, ``spatial``, ``arrangement``, ``residual``, ``reduction``, ``kernel_sizes``),
+            e.g. ``{"preset": "scse", "multiscale": True}``; see
+            :func:`~common.networks.blocks.attention_options`.
+        reduction: channel reduction ratio of the attention MLPs.
         spp_levels: spatial pyramid pooling grid sizes of the classification branch.
         cls_hidden: width of the hidden fully connected layer of the classification branch.
         dropout: dropout before each fully connected layer of the classification branch.
@@ -102,7 +122,7 @@ class MMRAN(MultiHeadNetwork):
         seg_channels: int = 1,
         num_classes: int = 3,
         features: Sequence[int] = (64, 128, 256, 512, 1024),
-        attention: str = "mram",
+        attention: str | Mapping[str, Any] = "mram",
         reduction: int = 16,
         spp_levels: Sequence[int] = (1, 2, 4),
         cls_hidden: int = 128,
@@ -110,8 +130,7 @@ class MMRAN(MultiHeadNetwork):
         pred_heads: Sequence[str] | None = None,
     ):
         super().__init__(("seg", "cls"), pred_heads)
-        if attention not in ATTENTION_TYPES:
-            raise ValueError(f"attention must be one of {ATTENTION_TYPES}, got {attention!r}")
+        attention_options(attention)  # one ValueError for a bad name, key or value, before any layer is built
         if len(features) < 2:
             raise ValueError("features needs at least two levels (one encoder stage and the bottleneck)")
         self.divisor = 2 ** (len(features) - 1)

@@ -33,7 +33,8 @@ def train_overrides(root):
         "ckpt_dir": str(root / "models"),
         "phantom": PHANTOM,
         "batch_size": 16,
-        "slices_per_case": 16,
+        "slices_per_case": 4,
+        "case_visits": 4,
         "num_workers": 0,
         "learning_rate": 0.003,
     }

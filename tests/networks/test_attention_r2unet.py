@@ -10,6 +10,7 @@ from common.networks import (
     AttentionR2UNet,
     PreActivationResidualUnit,
 )
+from common.networks.attention_r2unet import ENCODER_UNITS, DecoderStage, PreActivationConvBlock
 from common.networks.blocks import SEWithDropout
 
 TINY = (4, 8, 16, 32)
@@ -33,7 +34,14 @@ def count(module: torch.nn.Module) -> int:
 
 
 def expected_parameters(
-    features=(32, 64, 128, 256), in_channels=4, dims=2, reduction=16, per_channel_gate=False, heads=True
+    features=(32, 64, 128, 256),
+    in_channels=4,
+    dims=2,
+    reduction=16,
+    per_channel_gate=False,
+    heads=True,
+    encoder_unit="apr",
+    skip_gates=False,
 ) -> int:
     """Parameter count from the architecture of §2.1-2.3, layer by layer (BN: weight + bias)."""
     k3, k2 = 3**dims, 2**dims
@@ -46,16 +54,20 @@ def expected_parameters(
         return 2 * cin + k3 * cin * cout + 2 * cout + k3 * cout * cout + cout
 
     def apr(cin, cout):
-        projection = 0 if cin == cout else cin * cout
+        projection = 0 if cin == cout or encoder_unit == "plain" else cin * cout
         gate = cout * (cout if per_channel_gate else 1) + (cout if per_channel_gate else 1)
-        return preact_block(cin, cout) + projection + gate
+        return preact_block(cin, cout) + projection + (gate if encoder_unit == "apr" else 0)
+
+    def skip_gate(c):  # Attention U-Net gate: W_g, W_x (1x1 conv c -> c/2 + BN), psi (1x1 conv -> 1 + BN)
+        f = c // 2
+        return 2 * (c * f + f + 2 * f) + f + 1 + 2 if skip_gates else 0
 
     total = k3 * in_channels * features[0] + features[0]  # stem
     channels = [features[0], *features]
     total += sum(apr(channels[i], channels[i + 1]) + se(channels[i + 1]) for i in range(len(features)))
     for i in range(len(features) - 1):  # decoder: deconv C_{i+1} -> C_i, block 2 C_i -> C_i, SE
         c = features[i]
-        total += k2 * features[i + 1] * c + c + preact_block(2 * c, c) + se(c)
+        total += k2 * features[i + 1] * c + c + preact_block(2 * c, c) + se(c) + skip_gate(c)
     total += features[0] + 1  # whole-tumour head
     if heads:
         total += sum(features[level] + 1 for level in (0, 1, 2))
@@ -128,6 +140,51 @@ def test_parameter_count_matches_architecture():
     wide = (48, 96, 192, 384)
     assert count(AttentionR2UNet(features=wide)) == expected_parameters(features=wide)
     assert count(AttentionR2UNet(per_channel_gate=True)) == expected_parameters(per_channel_gate=True)
+
+
+@pytest.mark.parametrize("unit", ENCODER_UNITS)
+@pytest.mark.parametrize("skip_gates", [False, True])
+def test_apr_study_variants(unit, skip_gates):
+    """Table 3's structures (§3.6.1): plain units, residual units, residual units with Attention U-Net
+    skip gates, APR; parameter count from the architecture, scriptable, same output shape."""
+    net = AttentionR2UNet(features=TINY, encoder_unit=unit, skip_gates=skip_gates, deep_supervision=False)
+    assert count(net) == expected_parameters(
+        features=TINY, heads=False, encoder_unit=unit, skip_gates=skip_gates
+    )
+    first = net.encoder[1][0]
+    assert isinstance(
+        first,
+        {"plain": PreActivationConvBlock, "residual": PreActivationResidualUnit}.get(
+            unit, AttentionPreActivationResidual
+        ),
+    )
+    x = torch.randn(1, 4, 32, 24)
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(net)(x), net(x))
+    with pytest.raises(ValueError, match="encoder_unit"):
+        AttentionR2UNet(encoder_unit="dense")
+
+
+def _force_skip_gate(stage: DecoderStage, bias: float) -> None:
+    psi = stage.skip_gate.psi[0].conv
+    with torch.no_grad():
+        psi.weight.zero_()
+        psi.bias.fill_(bias)
+
+
+def test_skip_gate_shuts_and_opens_the_skip_connection():
+    """Attention U-Net gate on the skip: coefficients ~0 remove the skip, ~1 leave the plain stage."""
+    torch.manual_seed(0)
+    gated = DecoderStage(2, 16, 8, 4, 0.0, "deconv", skip_gate=True).eval()
+    plain = DecoderStage(2, 16, 8, 4, 0.0, "deconv").eval()
+    plain.load_state_dict({k: v for k, v in gated.state_dict().items() if "skip_gate" not in k})
+    x, skip = torch.randn(1, 16, 4, 6), torch.randn(1, 8, 8, 12)
+    with torch.no_grad():
+        _force_skip_gate(gated, -50.0)
+        torch.testing.assert_close(gated(x, skip), plain(x, torch.zeros_like(skip)))
+        _force_skip_gate(gated, 50.0)
+        torch.testing.assert_close(gated(x, skip), plain(x, skip))
 
 
 def _force_gate(gate: APRAttentionGate, bias: float) -> None:

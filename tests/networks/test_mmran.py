@@ -7,8 +7,8 @@ from common.networks import MMRAN
 from common.networks.blocks import (
     DualPoolChannelAttention,
     MultiscaleModule,
-    MultiscaleResidualAttention,
     SpatialPyramidPooling,
+    attention_block,
 )
 
 TINY = (8, 16, 32, 64)
@@ -77,7 +77,7 @@ def test_channel_attention_is_product_of_two_sigmoid_branches():
 
 def test_mram_is_residual_over_multiscale_features():
     """eq. 9: F_att = F' + F^; with the spatial gate forced shut F^ = 0 and the output is F'."""
-    mram = MultiscaleResidualAttention(2, 8, reduction=2).eval()
+    mram = attention_block("mram", 2, 8, reduction=2).eval()
     conv = mram.spatial_gate[0]
     torch.nn.init.zeros_(conv.weight)
     torch.nn.init.constant_(conv.bias, -1e4)

@@ -4,22 +4,33 @@ Only what MONAI lacks is written here; MONAI's ``Convolution``, ``ChannelSELayer
 are reused where they do the job.
 """
 
-from .attention import ATTENTION_TYPES, attention_block
+from .attention import (
+    ATTENTION_OPTIONS,
+    ATTENTION_PRESETS,
+    ATTENTION_TYPES,
+    ComposableAttention,
+    attention_block,
+    attention_options,
+    has_multiscale,
+)
 from .convolution import DoubleConv, conv_bn_relu
-from .multiscale_attention import DualPoolChannelAttention, MultiscaleModule, MultiscaleResidualAttention
+from .multiscale_attention import DualPoolChannelAttention, MultiscaleModule
 from .pyramid_pooling import SpatialPyramidPooling
-from .squeeze_excitation import ConcurrentSpatialChannelSE, SEWithDropout, se_reduction
+from .squeeze_excitation import SEWithDropout, se_reduction
 
 __all__ = [
+    "ATTENTION_OPTIONS",
+    "ATTENTION_PRESETS",
     "ATTENTION_TYPES",
-    "ConcurrentSpatialChannelSE",
+    "ComposableAttention",
     "DoubleConv",
     "DualPoolChannelAttention",
     "MultiscaleModule",
-    "MultiscaleResidualAttention",
     "SEWithDropout",
     "SpatialPyramidPooling",
     "attention_block",
+    "attention_options",
     "conv_bn_relu",
+    "has_multiscale",
     "se_reduction",
 ]

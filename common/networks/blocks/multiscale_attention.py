@@ -1,7 +1,10 @@
-"""The multiscale residual attention module (MRAM) of MMRAN.
+"""The parts of MMRAN's multiscale residual attention module (MRAM) that scSE lacks.
 
 G. Li, X. Hui, W. Li, Y. Luo, "Multitask Learning with Multiscale Residual Attention for Brain Tumor
-Segmentation and Classification", Machine Intelligence Research 20(6), 2023 (paper 000), §3.2, eq. 1-9.
+Segmentation and Classification", Machine Intelligence Research 20(6), 2023 (paper 000), §3.2: the
+multiscale module (eq. 1-2) and the channel attention with its optional GMP branch (eq. 3-5). They are put
+together with the spatial gate, in parallel or in sequence and with or without the residual sum, by
+:class:`~common.networks.blocks.attention.ComposableAttention` (eq. 6-9).
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from monai.networks.layers.factories import Conv
 from torch import nn
 
 from .convolution import conv_bn_relu
@@ -41,16 +43,19 @@ class DualPoolChannelAttention(nn.Module):
     """Channel attention, eq. 3-5: ``M_c = sigmoid(MLP(GAP(F'))) * sigmoid(MLP'(GMP(F')))``.
 
     Unlike CBAM, the GAP and GMP descriptors go through *separate* MLPs and are combined by an elementwise
-    product, which keeps a channel prominent only when both branches rate it highly.
+    product, which keeps a channel prominent only when both branches rate it highly. With
+    ``max_pool=False`` only the GAP branch is left, ``M_c = sigmoid(MLP(GAP(F')))``: the excitation of SE
+    (Hu, Shen and Sun, CVPR 2018) and of scSE's channel half. Each MLP is ``Linear(C, h) -> ReLU ->
+    Linear(h, C)`` with ``h = max(C // reduction, 1)``, so that narrow (test-size) layers work.
     Returns the attention map ``M_c`` of shape (B, C, 1, ...).
     """
 
-    def __init__(self, spatial_dims: int, channels: int, reduction: int = 16):
+    def __init__(self, spatial_dims: int, channels: int, reduction: int = 16, max_pool: bool = True):
         super().__init__()
         hidden = max(channels // reduction, 1)
         self.spatial_dims = spatial_dims
         self.avg_mlp = self._mlp(channels, hidden)
-        self.max_mlp = self._mlp(channels, hidden)
+        self.max_mlp: nn.Module | None = self._mlp(channels, hidden) if max_pool else None
 
     @staticmethod
     def _mlp(channels: int, hidden: int) -> nn.Module:
@@ -58,29 +63,9 @@ class DualPoolChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.flatten(2)
-        gate = torch.sigmoid(self.avg_mlp(flat.mean(dim=2))) * torch.sigmoid(self.max_mlp(flat.amax(dim=2)))
+        gate = torch.sigmoid(self.avg_mlp(flat.mean(dim=2)))
+        if self.max_mlp is not None:
+            gate = gate * torch.sigmoid(self.max_mlp(flat.amax(dim=2)))
         for _ in range(self.spatial_dims):  # (B, C) -> (B, C, 1, ...); a loop keeps it TorchScript-friendly
             gate = gate.unsqueeze(-1)
         return gate
-
-
-class MultiscaleResidualAttention(nn.Module):
-    """MRAM (§3.2): multiscale features, channel then spatial attention, residual sum.
-
-    ``F' = MSM(F)`` (eq. 2); ``F_cSE = M_c(F') * F'`` (eq. 5-6); ``F^ = sigmoid(conv1x1(F_cSE)) * F_cSE``
-    (eq. 7-8); output ``F_att = F' + F^`` (eq. 9).
-    """
-
-    def __init__(self, spatial_dims: int, channels: int, reduction: int = 16, kernel_sizes=(3, 5, 7, 9)):
-        super().__init__()
-        self.multiscale = MultiscaleModule(spatial_dims, channels, kernel_sizes)
-        self.channel_attention = DualPoolChannelAttention(spatial_dims, channels, reduction)
-        self.spatial_gate = nn.Sequential(
-            Conv[Conv.CONV, spatial_dims](channels, 1, kernel_size=1), nn.Sigmoid()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        multiscale = self.multiscale(x)
-        channel_weighted = self.channel_attention(multiscale) * multiscale
-        spatially_weighted = self.spatial_gate(channel_weighted) * channel_weighted
-        return multiscale + spatially_weighted

@@ -1,38 +1,19 @@
-"""Squeeze-and-excitation variants that MONAI's ``ChannelSELayer`` does not cover.
+"""Squeeze-and-excitation with dropout, which MONAI's ``ChannelSELayer`` does not cover.
 
-* :class:`ConcurrentSpatialChannelSE`: scSE (Roy, Navab and Wachinger, MICCAI 2018), an ablation baseline of
-  MMRAN (paper 000, Table 2).
-* :class:`SEWithDropout`: SE with dropout on the channel weights (Attention R2U-Net, paper 001, §2.1, Fig. 2).
+:class:`SEWithDropout`: SE with dropout on the channel weights (Attention R2U-Net, paper 001, §2.1, Fig. 2).
+SE and scSE as ablation baselines of MMRAN (paper 000, Table 2) are presets of
+:class:`~common.networks.blocks.attention.ComposableAttention`.
 """
 
 from __future__ import annotations
 
-import torch
 from monai.networks.blocks import ChannelSELayer
-from monai.networks.layers.factories import Conv
 from torch import nn
 
 
 def se_reduction(channels: int, reduction: int) -> int:
     """MONAI's ChannelSELayer needs 1 <= r < channels; narrow (test-size) layers get a smaller ratio."""
     return max(1, min(reduction, channels // 2))
-
-
-class ConcurrentSpatialChannelSE(nn.Module):
-    """scSE: ``x * cSE(x) + x * sSE(x)`` (Roy, Navab and Wachinger, MICCAI 2018).
-
-    cSE is MONAI's ``ChannelSELayer``; sSE is a 1x1 convolution to one channel and a sigmoid.
-    """
-
-    def __init__(self, spatial_dims: int, channels: int, reduction: int = 16):
-        super().__init__()
-        self.channel_se = ChannelSELayer(spatial_dims, channels, r=se_reduction(channels, reduction))
-        self.spatial_gate = nn.Sequential(
-            Conv[Conv.CONV, spatial_dims](channels, 1, kernel_size=1), nn.Sigmoid()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.channel_se(x) + x * self.spatial_gate(x)
 
 
 class SEWithDropout(ChannelSELayer):
