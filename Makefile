@@ -37,3 +37,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf demo_output .pytest_cache
+
+# consumer targets (zoo packages, MONAI Label, MONAI Deploy), one file each
+-include mk/*.mk

@@ -7,6 +7,7 @@ A bundle lists its paper's experiments in ``configs/ablation.json``::
 
     {"metrics": {"dice": "Dice", "accuracy": "Acc"},     metrics.csv key -> column title
      "paper_scale": 100,                                 the paper's numbers are per cent
+     "decimals": 2,                                      digits in the tables (default 2)
      "budgets": {"small": {overrides}, "paper": {}},     shared by every row
      "tables": {"Table 1: ...": {"row name": {"note": "...", "overrides": {...},
                                                "paper": {"dice": 77.51, "accuracy": 85.29}}}}}
@@ -101,6 +102,7 @@ def tables(ablation: dict, results: dict[str, dict[str, float]]) -> tuple[str, s
     """The CSV and the markdown of every finished row: ours beside the paper's, in the paper's unit."""
     metrics: dict[str, str] = ablation["metrics"]
     scale = float(ablation.get("paper_scale", 1))
+    decimals = int(ablation.get("decimals", 2))
     csv_out = io.StringIO()
     writer = csv.writer(csv_out)
     writer.writerow(["table", "row", *(f"{m}_ours" for m in metrics), *(f"{m}_paper" for m in metrics)])
@@ -115,8 +117,8 @@ def tables(ablation: dict, results: dict[str, dict[str, float]]) -> tuple[str, s
         for name, row in table_rows.items():
             if name not in results:
                 continue
-            ours = [_cell(results[name].get(m), scale) for m in metrics]
-            paper = [_cell(row.get("paper", {}).get(m)) for m in metrics]
+            ours = [_cell(results[name].get(m), scale, decimals) for m in metrics]
+            paper = [_cell(row.get("paper", {}).get(m), 1.0, decimals) for m in metrics]
             writer.writerow([table, name, *ours, *paper])
             cells = " | ".join(f"{o} | {p or '—'}" for o, p in zip(ours, paper))
             md.append(f"| {name} | {cells} |")
@@ -124,8 +126,8 @@ def tables(ablation: dict, results: dict[str, dict[str, float]]) -> tuple[str, s
     return csv_out.getvalue(), "\n".join(md)
 
 
-def _cell(value: float | None, scale: float = 1.0) -> str:
-    return "" if value is None else f"{value * scale:.2f}"
+def _cell(value: float | None, scale: float = 1.0, decimals: int = 2) -> str:
+    return "" if value is None else f"{value * scale:.{decimals}f}"
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -16,3 +16,7 @@ class DataFormatError(ValueError):
         self.path = os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):
+        # rebuilt from (path, problem), so the error survives pickling (DataLoader workers, spawn)
+        return type(self), (self.path, self.problem)

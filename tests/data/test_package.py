@@ -58,3 +58,18 @@ def test_exports_resolve_and_unknown_names_raise() -> None:
     )
     with pytest.raises(AttributeError, match="brats_regions"):
         common.data.brats_regions  # noqa: B018 - removed: regions live in common.labels
+
+
+def test_data_format_error_survives_pickling():
+    """DataLoader workers send errors to the main process by pickling them."""
+    import pickle
+
+    from common.data.errors import DataFormatError
+
+    error = pickle.loads(pickle.dumps(DataFormatError("/data/12.mat", "no tumorMask")))
+    assert isinstance(error, DataFormatError)
+    assert (error.path, error.problem, str(error)) == (
+        "/data/12.mat",
+        "no tumorMask",
+        "/data/12.mat: no tumorMask",
+    )
