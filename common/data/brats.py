@@ -414,8 +414,9 @@ class MapBraTSLabelsd(MapLabelCodesd):
         layout_key: str = "layout",
         layout: str | None = None,
         allow_missing_keys: bool = False,
+        default_layout: str | None = None,
     ) -> None:
-        super().__init__(keys, ADAPTER, False, layout_key, layout, allow_missing_keys)
+        super().__init__(keys, ADAPTER, False, layout_key, layout, allow_missing_keys, default_layout)
 
 
 class FromCanonicalBraTSLabelsd(MapLabelCodesd):
@@ -431,5 +432,6 @@ class FromCanonicalBraTSLabelsd(MapLabelCodesd):
         layout_key: str = "layout",
         layout: str | None = None,
         allow_missing_keys: bool = False,
+        default_layout: str | None = None,
     ) -> None:
-        super().__init__(keys, ADAPTER, True, layout_key, layout, allow_missing_keys)
+        super().__init__(keys, ADAPTER, True, layout_key, layout, allow_missing_keys, default_layout)

@@ -22,7 +22,9 @@ class MapLabelCodesd(MapTransform):
     """Map segmentations from an item's data-set codes to canonical labels, or back with ``inverse``.
 
     The adapter of ``dataset`` gives the code table of the item's layout, read from ``data[layout_key]``
-    (datalist items of multi-layout data sets carry ``"layout"``) unless a fixed ``layout`` is given. The
+    (datalist items of multi-layout data sets carry ``"layout"``) unless a fixed ``layout`` is given; an item
+    without one falls back to ``default_layout`` (items that come from elsewhere, e.g. a MONAI Label
+    server, carry no layout). The
     result keeps the input's type, dtype and MetaTensor metadata. A value outside the layout's codes is a
     :class:`~common.data.errors.DataFormatError` naming the source file.
 
@@ -33,6 +35,7 @@ class MapLabelCodesd(MapTransform):
         layout_key: item key that holds the layout.
         layout: a fixed layout, used instead of ``data[layout_key]``.
         allow_missing_keys: as in MONAI.
+        default_layout: the layout of items without ``layout_key`` (None: such an item is an error).
     """
 
     def __init__(
@@ -43,21 +46,24 @@ class MapLabelCodesd(MapTransform):
         layout_key: str = "layout",
         layout: str | None = None,
         allow_missing_keys: bool = False,
+        default_layout: str | None = None,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.adapter = get_adapter(dataset)
         self.inverse = inverse
         self.layout_key = layout_key
         self.layout = self.adapter.check_layout(layout) if layout is not None else None
+        self.default_layout = None if default_layout is None else self.adapter.check_layout(default_layout)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         convert = self.adapter.from_canonical if self.inverse else self.adapter.to_canonical
         for key in self.key_iterator(d):
-            layout = self.layout or d.get(self.layout_key)
+            layout = self.layout or d.get(self.layout_key) or self.default_layout
             if layout is None:
                 raise KeyError(
-                    f"{type(self).__name__}: the item has no {self.layout_key!r} and no layout was given"
+                    f"{type(self).__name__}: the item has no {self.layout_key!r}, and neither layout nor "
+                    "default_layout was given"
                 )
             value = d[key]
             source = value.meta.get("filename_or_obj") if isinstance(value, MetaTensor) else None

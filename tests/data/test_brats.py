@@ -211,6 +211,14 @@ def test_map_labels_transform_keeps_meta(tmp_path: Path) -> None:
     assert fixed["label"].tolist() == [0, 3]
     with pytest.raises(KeyError):
         MapBraTSLabelsd(keys="label")({"label": np.array([0, 3])})
+    # an item without a layout (e.g. from a MONAI Label server) takes the default; an item's own wins
+    default = MapBraTSLabelsd(keys="label", default_layout="brats2020")
+    assert default({"label": np.array([0, 4])})["label"].tolist() == [0, 3]
+    assert default({"label": np.array([0, 3]), "layout": "brats2023"})["label"].tolist() == [0, 3]
+    back = FromCanonicalBraTSLabelsd(keys="label", default_layout="msd")({"label": np.array([1, 2, 3])})
+    assert back["label"].tolist() == [2, 1, 3]  # MSD: 1 oedema, 2 non-enhancing, 3 enhancing
+    with pytest.raises(ValueError):
+        MapBraTSLabelsd(keys="label", default_layout="brats1999")
 
 
 # ------------------------------------------------------------------------------------------ bad input

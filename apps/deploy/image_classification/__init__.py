@@ -1,0 +1,1 @@
+"""MONAI Deploy application; see :mod:`apps.deploy.image_classification.app`."""
