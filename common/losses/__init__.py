@@ -1,5 +1,6 @@
 """Losses and loss-weight schedules for multi-task training."""
 
+from .dice_tpr import GeneralizedDiceTPRLoss
 from .focal import ClassificationFocalLoss
 from .multitask import MultiTaskLoss
 from .schedules import DynamicWeight, FixedWeights, FreezeTraining, LossScheduleHandler, LossWeightSchedule
@@ -9,6 +10,7 @@ __all__ = [
     "DynamicWeight",
     "FixedWeights",
     "FreezeTraining",
+    "GeneralizedDiceTPRLoss",
     "LossScheduleHandler",
     "LossWeightSchedule",
     "MultiTaskLoss",

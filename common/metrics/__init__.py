@@ -1,5 +1,8 @@
 """Evaluation metrics of the MMRAN paper (§4.2, eq. 16-23) that MONAI lacks, with their ignite handlers.
 
+Also the BraTS region metrics (:mod:`.brats`) and the ISBI 2015 MS lesion metrics and challenge score
+(:mod:`.ms_lesions`).
+
 Use MONAI directly for Dice (``DiceMetric`` / ``MeanDice``), MIoU (``MeanIoU`` / ``MeanIoUHandler`` with
 ``include_background=True``, see :func:`mean_iou_metric`) and macro ROC AUC (``ROCAUCMetric`` / ``ROCAUC``).
 """
@@ -25,6 +28,21 @@ from .classification import (
     to_class_labels,
 )
 from .combined import AverageOfMetrics
+from .ms_lesions import (
+    MS_CHALLENGE_METRICS,
+    MS_LESION_METRICS,
+    MSChallengeScore,
+    MSChallengeScoreHandler,
+    MSLesionHandler,
+    MSLesionMetric,
+    lesion_structure,
+    ms_challenge_score,
+    ms_lesion_case_metrics,
+    ms_lesion_handlers,
+    ms_lesion_metric_name,
+    ms_lesion_tables_from_csv,
+    ms_lesion_tables_from_details,
+)
 from .segmentation import (
     HausdorffDistance95mm,
     HausdorffDistance95mmMetric,
@@ -51,12 +69,25 @@ __all__ = [
     "HausdorffDistance95mmMetric",
     "MeanPixelAccuracy",
     "MeanPixelAccuracyMetric",
+    "MS_CHALLENGE_METRICS",
+    "MS_LESION_METRICS",
+    "MSChallengeScore",
+    "MSChallengeScoreHandler",
+    "MSLesionHandler",
+    "MSLesionMetric",
     "ROCAUCForClass",
     "ROCAUCForClassMetric",
     "classification_handlers",
     "classification_report",
     "compute_mean_pixel_accuracy",
+    "lesion_structure",
     "mean_iou_metric",
+    "ms_challenge_score",
+    "ms_lesion_case_metrics",
+    "ms_lesion_handlers",
+    "ms_lesion_metric_name",
+    "ms_lesion_tables_from_csv",
+    "ms_lesion_tables_from_details",
     "save_confusion_matrix",
     "spacing_from_meta",
     "to_class_labels",

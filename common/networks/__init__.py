@@ -13,13 +13,16 @@ from .attention_r2unet import (
 )
 from .mmran import MMRAN
 from .multihead import MultiHeadNetwork, TrainingHeads, heads_to_pred
+from .multitask_unet3d import TISSUE_CLASSES, MultiTaskUNet3D
 
 __all__ = [
     "MMRAN",
+    "TISSUE_CLASSES",
     "APRAttentionGate",
     "AttentionPreActivationResidual",
     "AttentionR2UNet",
     "MultiHeadNetwork",
+    "MultiTaskUNet3D",
     "PreActivationConvBlock",
     "PreActivationResidualUnit",
     "TrainingHeads",
