@@ -12,9 +12,10 @@ Generic core, each piece written once:
   :mod:`~common.data.errors`: the one error type for bad data.
 
 Adapters: :mod:`~common.data.figshare` (Figshare ``.mat`` slices; file format in
-:mod:`~common.data.figshare_mat`), :mod:`~common.data.brats` (BraTS 2018-2023+, MSD Task01) and
-:mod:`~common.data.slices` (any 2D image file, for 2D inference). Phantom writers, one per data set:
-:mod:`~common.data.phantoms`.
+:mod:`~common.data.figshare_mat`), :mod:`~common.data.brats` (BraTS 2018-2023+, MSD Task01),
+:mod:`~common.data.slices` (any 2D image file, for 2D inference) and :mod:`~common.data.isbi2015` (ISBI 2015
+longitudinal MS lesions; several raters' masks combined by :mod:`~common.data.raters`). Phantom writers,
+one per data set: :mod:`~common.data.phantoms`.
 
 Importing this package imports none of them: submodules and the names below are imported on first
 attribute access (PEP 562), so ``import common.metrics`` does not load h5py for the Figshare reader.
@@ -36,9 +37,11 @@ _SUBMODULES = frozenset(
         "figshare",
         "figshare_mat",
         "inference_inputs",
+        "isbi2015",
         "label_codes",
         "label_transforms",
         "phantoms",
+        "raters",
         "registry",
         "slices",
         "splits",
@@ -95,9 +98,17 @@ _EXPORTS: dict[str, str] = {
     "MapBraTSLabelsd": "brats",
     "brats_case_name": "brats",
     "brats_output_name": "brats",
+    # ISBI 2015 longitudinal MS lesions; rater masks
+    "ISBI2015Adapter": "isbi2015",
+    "ISBI2015_LAYOUTS": "isbi2015",
+    "ISBI2015_MODALITIES": "isbi2015",
+    "RATER_RULES": "raters",
+    "CombineRatersd": "raters",
+    "combine_raters": "raters",
     # phantoms
     "make_brats_phantoms": "phantoms.brats",
     "make_figshare_phantoms": "phantoms.figshare",
+    "make_isbi2015_phantoms": "phantoms.isbi2015",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -24,6 +24,7 @@ __all__ = ["ADAPTERS", "ensure_data", "get_adapter", "write_phantoms"]
 ADAPTERS: dict[str, str] = {
     "brats": "common.data.brats",
     "figshare": "common.data.figshare",
+    "isbi2015": "common.data.isbi2015",
     "slices": "common.data.slices",
 }
 """Adapter name -> module that defines ``ADAPTER``."""

@@ -180,7 +180,10 @@ def test_every_adapter_writes_phantoms_it_reads(tmp_path: Path, name: str) -> No
     """The registry's phantom writer of each adapter fills an empty folder with data the adapter accepts."""
     adapter = get_adapter(name)
     assert adapter.name == name and get_adapter(adapter) is adapter
-    small = {"brats": {"n_cases": 1, "shape": (24, 24, 24)}}.get(name, {"n_patients": 1, "size": 16})
+    small = {
+        "brats": {"n_cases": 1, "shape": (24, 24, 24)},
+        "isbi2015": {"n_patients": 1, "timepoints": 1, "shape": (32, 32, 32)},
+    }.get(name, {"n_patients": 1, "size": 16})
     assert not adapter.has_data(tmp_path)
     write_phantoms(name, tmp_path, **small)
     assert adapter.has_data(tmp_path) and adapter.detect_layout(tmp_path) in adapter.layouts

@@ -1,9 +1,10 @@
 """Synthetic data sets in the real files' formats, for tests and for training demos without the data.
 
 One writer per data set, each named by its adapter's ``phantom_writer`` (writers import adapters, never
-the reverse): :func:`~common.data.phantoms.figshare.make_figshare_phantoms` and
-:func:`~common.data.phantoms.brats.make_brats_phantoms`. Importing this package imports neither; the names
-below are looked up on first use.
+the reverse): :func:`~common.data.phantoms.figshare.make_figshare_phantoms`,
+:func:`~common.data.phantoms.brats.make_brats_phantoms` and
+:func:`~common.data.phantoms.isbi2015.make_isbi2015_phantoms`. Importing this package imports none of them;
+the names below are looked up on first use.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 _EXPORTS = {
     "make_brats_phantoms": "brats",
     "make_figshare_phantoms": "figshare",
+    "make_isbi2015_phantoms": "isbi2015",
 }
 
 __all__ = sorted(_EXPORTS)
