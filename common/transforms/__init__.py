@@ -8,11 +8,13 @@ from .assemble import AssembleLabelsd
 from .components import RemoveSmallComponents
 from .heads import LabelToHeadMasksd, SplitHeadsd
 from .slice_input import ToSingleChannelSliced
+from .tissue_masks import TissueMasksd
 
 __all__ = [
     "AssembleLabelsd",
     "LabelToHeadMasksd",
     "RemoveSmallComponents",
     "SplitHeadsd",
+    "TissueMasksd",
     "ToSingleChannelSliced",
 ]
