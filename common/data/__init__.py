@@ -9,7 +9,8 @@ Generic core, each piece written once:
 * :mod:`~common.data.inference_inputs`: find and check inference inputs, skipping and reporting bad ones;
 * :mod:`~common.data.label_codes`, :mod:`~common.data.label_transforms`: data-set label codes <-> canonical;
 * :mod:`~common.data.atomic`, :mod:`~common.data.writers`: atomic file output;
-  :mod:`~common.data.errors`: the one error type for bad data.
+  :mod:`~common.data.errors`: the one error type for bad data;
+* :mod:`~common.data.nifti_checks`: checks of one case's NIfTI files (naming the case), for 3D adapters.
 
 Adapters: :mod:`~common.data.figshare` (Figshare ``.mat`` slices; file format in
 :mod:`~common.data.figshare_mat`), :mod:`~common.data.brats` (BraTS 2018-2023+, MSD Task01),
@@ -40,6 +41,7 @@ _SUBMODULES = frozenset(
         "isbi2015",
         "label_codes",
         "label_transforms",
+        "nifti_checks",
         "phantoms",
         "raters",
         "registry",

@@ -42,13 +42,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
-import numpy as np
 from monai.config import KeysCollection
 
 from common.data.adapter import Cases, DatasetAdapter, OnError, check_on_error
 from common.data.errors import DataFormatError
 from common.data.label_transforms import MapLabelCodesd
+from common.data.nifti_checks import case_error, check_finite, check_same_grid, nifti_data, open_nifti
 from common.labels import BRATS
 
 __all__ = [
@@ -89,7 +88,6 @@ _CASE_NAMES: dict[str, re.Pattern[str]] = {
 _MSD_IMAGE = re.compile(r"^(brats_\d+)\.nii(?:\.gz)?$", re.I)
 _MSD_FOLDERS = {"imagesTr": "labelsTr", "imagesTs": "labelsTs"}
 _MAX_DEPTH = 3  # case folders (or MSD task folders) are looked for this many levels below dataset_dir
-_AFFINE_TOL = 1e-3
 _NO_CASES = (
     f"no BraTS cases found (BraTS20_*/BraTS2021_*/BraTS-XXX-* case folders or an MSD Task01_BrainTumour "
     f"imagesTr/imagesTs folder, at most {_MAX_DEPTH} levels down); pass a dataset_dir that holds the data "
@@ -230,48 +228,6 @@ def _msd_item(root: Path, case: str, image: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _case_error(path: str | os.PathLike, case: str, problem: str) -> DataFormatError:
-    """A :class:`DataFormatError` whose message names ``case`` (in the path or else in the problem)."""
-    return DataFormatError(path, problem if case in os.fspath(path) else f"case {case}: {problem}")
-
-
-def _open(path: Path, case: str) -> Any:
-    """The nibabel image of ``path`` (header only; data stays on disk)."""
-    if not path.is_file():
-        raise _case_error(path, case, "file does not exist")
-    try:
-        return nib.load(os.fspath(path))
-    except Exception as err:  # nibabel raises several types for corrupt or non-NIfTI files
-        raise _case_error(path, case, f"cannot be read as NIfTI ({err})") from err
-
-
-def _data(image: Any, path: Path, case: str) -> np.ndarray:
-    try:
-        return np.asanyarray(image.dataobj)
-    except Exception as err:  # truncated .gz, short file, ...
-        raise _case_error(path, case, f"cannot read the voxel data ({err})") from err
-
-
-def _check_finite(image: Any, path: Path, case: str) -> None:
-    data = _data(image, path, case)
-    if data.dtype.kind in "fc":
-        bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
-        if bad:
-            raise _case_error(path, case, f"{bad} NaN/inf voxels")
-
-
-def _same_grid(path: Path, case: str, what: str, image: Any, ref_name: str, ref: Any) -> None:
-    """``image``'s spatial shape and affine equal ``ref``'s (affine within ``_AFFINE_TOL``)."""
-    shape, ref_shape = tuple(image.shape[:3]), tuple(ref.shape[:3])
-    if shape != ref_shape:
-        raise _case_error(path, case, f"{what} has shape {shape} but {ref_name} has {ref_shape}")
-    diff = float(np.max(np.abs(np.asarray(image.affine) - np.asarray(ref.affine))))
-    if not diff <= _AFFINE_TOL:
-        raise _case_error(
-            path, case, f"{what} affine differs from the {ref_name} affine (by up to {diff:.4g})"
-        )
-
-
 def _ndim_problem(shape: tuple[int, ...], expected: str) -> str:
     return f"is {len(shape)}D with shape {shape}; expected {expected}"
 
@@ -357,37 +313,37 @@ class BraTSAdapter(DatasetAdapter):
         raw = item.get("image")
         if layout == "msd":
             if not isinstance(raw, (str, os.PathLike)):
-                raise _case_error(base, case, f"an MSD item's image must be one 4D file, got {raw!r}")
+                raise case_error(base, case, f"an MSD item's image must be one 4D file, got {raw!r}")
             path = base / raw
-            image = _open(path, case)
+            image = open_nifti(path, case)
             if len(image.shape) != 4 or image.shape[3] != len(BRATS_MODALITIES):
-                raise _case_error(path, case, _ndim_problem(image.shape, "4D (X, Y, Z, 4 modalities)"))
+                raise case_error(path, case, _ndim_problem(image.shape, "4D (X, Y, Z, 4 modalities)"))
             images, ref, ref_name = [(path, image)], image, "image"
         else:
             if isinstance(raw, (str, os.PathLike)) or not isinstance(raw, Sequence) or len(raw) != 4:
-                raise _case_error(
+                raise case_error(
                     base, case, f"image must list the 4 modality files {BRATS_MODALITIES}, got {raw!r}"
                 )
-            images = [(base / p, _open(base / p, case)) for p in raw]
+            images = [(base / p, open_nifti(base / p, case)) for p in raw]
             for (path, image), name in zip(images, BRATS_MODALITIES):
                 if len(image.shape) != 3:
-                    raise _case_error(path, case, f"{name} " + _ndim_problem(image.shape, "a 3D volume"))
+                    raise case_error(path, case, f"{name} " + _ndim_problem(image.shape, "a 3D volume"))
             ref_name, ref = BRATS_MODALITIES[0], images[0][1]
             for (path, image), name in zip(images[1:], BRATS_MODALITIES[1:]):
-                _same_grid(path, case, name, image, ref_name, ref)
+                check_same_grid(path, case, name, image, ref_name, ref)
         if item.get("label") is not None:
             seg_path = base / item["label"]
-            seg = _open(seg_path, case)
+            seg = open_nifti(seg_path, case)
             if len(seg.shape) != 3:
-                raise _case_error(seg_path, case, "segmentation " + _ndim_problem(seg.shape, "a 3D volume"))
-            _same_grid(seg_path, case, "segmentation", seg, ref_name, ref)
+                raise case_error(seg_path, case, "segmentation " + _ndim_problem(seg.shape, "a 3D volume"))
+            check_same_grid(seg_path, case, "segmentation", seg, ref_name, ref)
         for path, image in images:
-            _check_finite(image, path, case)
+            check_finite(image, path, case)
         if item.get("label") is not None:
             try:
-                self.to_canonical(_data(seg, seg_path, case), layout, source=seg_path)
+                self.to_canonical(nifti_data(seg, seg_path, case), layout, source=seg_path)
             except DataFormatError as err:
-                raise _case_error(seg_path, case, err.problem) from None
+                raise case_error(seg_path, case, err.problem) from None
 
     def label_codes(self, layout: str) -> Mapping[int, int]:
         """2020/2021: 4 -> 3 (ET); 2023: identity; MSD: 1 -> 2 (ED), 2 -> 1 (NCR/NET), 3 -> 3."""

@@ -63,11 +63,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
-import numpy as np
-
 from common.data.adapter import Cases, DatasetAdapter, OnError, check_on_error
 from common.data.errors import DataFormatError
+from common.data.nifti_checks import case_error, check_finite, check_same_grid, nifti_data, open_nifti
 from common.data.raters import RATER_RULES, check_rater
 from common.labels import BINARY_LESION
 
@@ -100,7 +98,6 @@ _IMAGE = {
 }
 _MASK = re.compile(r"^(?P<patient>(?:training|test)\d+)_(?P<tp>\d+)_mask(?P<rater>\d+)\.nii(?:\.gz)?$", re.I)
 _MAX_DEPTH = 3  # patient folders are looked for this many levels below dataset_dir
-_AFFINE_TOL = 1e-3
 _NO_CASES = (
     "no ISBI 2015 patient folders found (trainingNN/ or testNN/ with preprocessed/, orig/ or masks/, at most "
     f"{_MAX_DEPTH} levels down); pass a dataset_dir that holds the data set, or generate phantoms"
@@ -236,43 +233,9 @@ def _patient_items(
 # --------------------------------------------------------------------------------------------------
 
 
-def _case_error(path: str | os.PathLike, case: str, problem: str) -> DataFormatError:
-    """A :class:`DataFormatError` whose message names ``case`` (in the path or else in the problem)."""
-    return DataFormatError(path, problem if case in os.fspath(path) else f"case {case}: {problem}")
-
-
-def _open(path: Path, case: str) -> Any:
-    """The nibabel image of ``path`` (header only; the voxels stay on disk)."""
-    if not path.is_file():
-        raise _case_error(path, case, "file does not exist")
-    try:
-        return nib.load(os.fspath(path))
-    except Exception as err:  # nibabel raises several types for corrupt or non-NIfTI files
-        raise _case_error(path, case, f"cannot be read as NIfTI ({err})") from err
-
-
-def _data(image: Any, path: Path, case: str) -> np.ndarray:
-    try:
-        return np.asanyarray(image.dataobj)
-    except Exception as err:  # truncated .gz, short file, ...
-        raise _case_error(path, case, f"cannot read the voxel data ({err})") from err
-
-
 def _check_3d(image: Any, path: Path, case: str, what: str) -> None:
     if len(image.shape) != 3:
-        raise _case_error(path, case, f"{what} is {len(image.shape)}D with shape {image.shape}; expected 3D")
-
-
-def _same_grid(path: Path, case: str, what: str, image: Any, ref_name: str, ref: Any) -> None:
-    """``image``'s shape and affine equal ``ref``'s (affine within ``_AFFINE_TOL``)."""
-    shape, ref_shape = tuple(image.shape), tuple(ref.shape)
-    if shape != ref_shape:
-        raise _case_error(path, case, f"{what} has shape {shape} but {ref_name} has {ref_shape}")
-    diff = float(np.max(np.abs(np.asarray(image.affine) - np.asarray(ref.affine))))
-    if not diff <= _AFFINE_TOL:
-        raise _case_error(
-            path, case, f"{what} affine differs from the {ref_name} affine (by up to {diff:.4g})"
-        )
+        raise case_error(path, case, f"{what} is {len(image.shape)}D with shape {image.shape}; expected 3D")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,42 +350,38 @@ class ISBI2015Adapter(DatasetAdapter):
         base = Path(base_dir) if base_dir is not None else Path()
         raw = item.get("image")
         if isinstance(raw, (str, os.PathLike)) or not isinstance(raw, Sequence) or len(raw) != 4:
-            raise _case_error(
+            raise case_error(
                 base, case, f"image must list the 4 modality files {ISBI2015_MODALITIES}, got {raw!r}"
             )
         label = item.get("label")
         paths = [] if label is None else [label] if isinstance(label, (str, os.PathLike)) else list(label)
         rule = check_rater(item.get("rater", 1 if len(paths) == 1 else RATER_RULES[0]))
         if paths and not isinstance(rule, int) and len(paths) < 2:
-            raise _case_error(
+            raise case_error(
                 base, case, f"rater {rule!r} combines both raters' masks, but the item lists {paths}"
             )
-        images = [(base / p, _open(base / p, case)) for p in raw]
+        images = [(base / p, open_nifti(base / p, case)) for p in raw]
         for (path, image), modality in zip(images, ISBI2015_MODALITIES):
             _check_3d(image, path, case, modality)
         flair = images[0][1]
         if layout == "preprocessed":
             for (path, image), modality in zip(images[1:], ISBI2015_MODALITIES[1:]):
-                _same_grid(path, case, modality, image, "flair", flair)
+                check_same_grid(path, case, modality, image, "flair", flair)
         for path, image in images:
-            data = _data(image, path, case)
-            if data.dtype.kind in "fc":
-                bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
-                if bad:
-                    raise _case_error(path, case, f"{bad} NaN/inf voxels")
+            check_finite(image, path, case)
         ref_name, ref = ("flair", flair) if layout == "preprocessed" else ("first mask", None)
         for rel in paths:
             path = base / rel
-            mask = _open(path, case)
+            mask = open_nifti(path, case)
             _check_3d(mask, path, case, "mask")
             if ref is None:
                 ref = mask
             else:
-                _same_grid(path, case, "mask", mask, ref_name, ref)
+                check_same_grid(path, case, "mask", mask, ref_name, ref)
             try:
-                self.to_canonical(_data(mask, path, case), layout, source=path)
+                self.to_canonical(nifti_data(mask, path, case), layout, source=path)
             except DataFormatError as err:
-                raise _case_error(path, case, err.problem) from None
+                raise case_error(path, case, err.problem) from None
 
     def label_codes(self, layout: str) -> Mapping[int, int]:
         """Both layouts: 0 background, 1 lesion (:data:`~common.labels.BINARY_LESION`, unchanged)."""
