@@ -8,6 +8,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -40,4 +43,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with atomic_output(path) as tmp:
         tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_save_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write ``array`` as NIfTI atomically, q- and s-form ``affine``, units mm (format from the suffix)."""
+    image = nib.Nifti1Image(array, affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    image.header.set_xyzt_units("mm", "sec")
+    with atomic_output(path) as tmp:
+        nib.save(image, tmp)
     return Path(path)

@@ -34,10 +34,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
-from common.data.atomic import atomic_output, atomic_write_text
+from common.data.atomic import atomic_save_nifti, atomic_write_text
 from common.data.brats import ADAPTER, BRATS_MODALITIES, modality_stems, segmentation_stem
 from common.labels import BRATS
 
@@ -212,16 +211,6 @@ def _affine(shape: Sequence[int]) -> np.ndarray:
     return affine
 
 
-def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    """Write one NIfTI atomically (the format follows the suffix)."""
-    image = nib.Nifti1Image(array, affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    image.header.set_xyzt_units("mm", "sec")
-    with atomic_output(path) as tmp:
-        nib.save(image, tmp)
-
-
 def _case_name(layout: str, index: int, labelled: bool) -> str:
     if layout == "brats2020":
         return f"BraTS20_{'Training' if labelled else 'Validation'}_{index + 1:03d}"
@@ -281,16 +270,18 @@ def make_brats_phantoms(
         if layout == "msd":
             folder = "imagesTr" if with_labels else "imagesTs"
             path = out / folder / f"{case}.nii.gz"
-            _save(np.stack(images, axis=-1), affine, path)
+            atomic_save_nifti(np.stack(images, axis=-1), affine, path)
             if with_labels:
-                _save(ADAPTER.from_canonical(labels, layout), affine, out / "labelsTr" / f"{case}.nii.gz")
+                atomic_save_nifti(
+                    ADAPTER.from_canonical(labels, layout), affine, out / "labelsTr" / f"{case}.nii.gz"
+                )
             written.append(path)
             continue
         folder = out / case
         for image, stem in zip(images, modality_stems(layout, case)):
-            _save(_to_int16(image), affine, folder / f"{stem}.nii.gz")
+            atomic_save_nifti(_to_int16(image), affine, folder / f"{stem}.nii.gz")
         if with_labels:
-            _save(
+            atomic_save_nifti(
                 ADAPTER.from_canonical(labels, layout),
                 affine,
                 folder / f"{segmentation_stem(layout, case)}.nii.gz",

@@ -55,11 +55,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from common.data.atomic import atomic_output
+from common.data.atomic import atomic_save_nifti
 from common.data.isbi2015 import ADAPTER, ISBI2015_MODALITIES, ISBI2015_RATERS, image_name, mask_name
 
 __all__ = [
@@ -382,16 +381,6 @@ def _render(
 # --------------------------------------------------------------------------------------------------
 
 
-def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    """Write one NIfTI atomically (the format follows the suffix)."""
-    image = nib.Nifti1Image(array, affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    image.header.set_xyzt_units("mm", "sec")
-    with atomic_output(path) as tmp:
-        nib.save(image, tmp)
-
-
 def _timepoints(timepoints: int | Sequence[int] | None, n_patients: int) -> list[int]:
     if timepoints is None:  # as released: four time points each, five for the third patient (training03)
         counts = [5 if i == 2 else 4 for i in range(n_patients)]
@@ -426,14 +415,16 @@ def _write_patient(
         case = f"{folder.name}_{tp + 1:02d}"
         truth, weight = _lesions_at(anatomy, lesions, tp)
         for image, modality in zip(_render(tp_rng, anatomy, weight, skull_stripped), ISBI2015_MODALITIES):
-            _save(image, affine, folder / "preprocessed" / image_name("preprocessed", case, modality, suffix))
+            atomic_save_nifti(
+                image, affine, folder / "preprocessed" / image_name("preprocessed", case, modality, suffix)
+            )
         if with_masks:
             masks = {1: truth, 2: _second_rater(tp_rng, anatomy, truth)}
             for rater in ISBI2015_RATERS:
-                _save(
+                atomic_save_nifti(
                     masks[rater].astype(np.uint8), affine, folder / "masks" / mask_name(case, rater, suffix)
                 )
-        _save(anatomy.tissue, affine, folder / "tissues" / tissue_map_name(case))
+        atomic_save_nifti(anatomy.tissue, affine, folder / "tissues" / tissue_map_name(case))
 
 
 def make_isbi2015_phantoms(
