@@ -104,6 +104,8 @@ _EXPORTS: dict[str, str] = {
     "ISBI2015Adapter": "isbi2015",
     "ISBI2015_LAYOUTS": "isbi2015",
     "ISBI2015_MODALITIES": "isbi2015",
+    "isbi2015_output_name": "isbi2015",
+    "with_tissue_maps": "isbi2015",
     "RATER_RULES": "raters",
     "CombineRatersd": "raters",
     "combine_raters": "raters",

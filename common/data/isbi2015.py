@@ -53,6 +53,15 @@ Masks are 0/1, already the canonical :data:`~common.labels.BINARY_LESION` codes.
 
 Other options: ``ISBI2015Adapter(images="orig", rater="union")``; configs pass such an adapter to
 ``prepare_datalist`` in place of the name ``"isbi2015"`` (whose adapter has the defaults).
+
+**Tissue maps** (not part of the release): a patient folder may hold ``tissues/<case>_tissues.nii[.gz]``,
+a brain-tissue label map of the time point on its image grid, 0 background, 1 CSF, 2 GM, 3 WM (the phantoms
+write one; a user may put e.g. SPM's or FreeSurfer's there). Items do not name them; :func:`with_tissue_maps`
+adds their paths to items (key ``"tissue_map"``) where they exist, for
+:class:`~common.transforms.TissueMasksd`'s ``tissue_key``.
+
+**Outputs** are named after the case: :func:`isbi2015_output_name` is an ``output_name_formatter`` for
+MONAI's ``SaveImage`` that gives ``training01_01`` for the loaded ``training01_01_flair_pp.nii``.
 """
 
 from __future__ import annotations
@@ -75,8 +84,14 @@ __all__ = [
     "ISBI2015_LAYOUTS",
     "ISBI2015_MODALITIES",
     "ISBI2015_RATERS",
+    "TISSUE_FOLDER",
+    "find_tissue_map",
     "image_name",
+    "isbi2015_case_name",
+    "isbi2015_output_name",
     "mask_name",
+    "tissue_map_name",
+    "with_tissue_maps",
 ]
 
 ISBI2015_MODALITIES: tuple[str, str, str, str] = ("flair", "mprage", "pd", "t2")
@@ -85,6 +100,8 @@ ISBI2015_LAYOUTS: tuple[str, str] = ("preprocessed", "orig")
 """The two image kinds of the release, named after their folders."""
 ISBI2015_RATERS: tuple[int, int] = (1, 2)
 """The raters whose masks (``mask1``, ``mask2``) every training time point has."""
+TISSUE_FOLDER = "tissues"
+"""Folder of a patient's tissue label maps, beside ``preprocessed/`` and ``masks/`` (module docstring)."""
 
 _PATIENT = re.compile(r"^(?:training|test)\d+$", re.I)
 _SUBFOLDERS = ("preprocessed", "orig", "masks")
@@ -117,6 +134,59 @@ def image_name(layout: str, case: str, modality: str, suffix: str = ".nii") -> s
 def mask_name(case: str, rater: int, suffix: str = ".nii") -> str:
     """The file name of rater ``rater``'s mask of ``case``."""
     return f"{case}_mask{rater}{suffix}"
+
+
+def tissue_map_name(case: str, suffix: str = ".nii.gz") -> str:
+    """The file name of the tissue label map of ``case``: ``training01_01_tissues.nii.gz``."""
+    return f"{case}_tissues{suffix}"
+
+
+def find_tissue_map(item: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> Path | None:
+    """The tissue label map of an item, ``<patient>/tissues/<case>_tissues.nii.gz`` (else ``.nii``), or None.
+
+    The patient folder is the one above the item's image folder (image paths relative to ``base_dir``, or
+    absolute).
+    """
+    base = Path(base_dir) if base_dir is not None else Path()
+    folder = (base / item["image"][0]).parent.parent / TISSUE_FOLDER
+    for suffix in (".nii.gz", ".nii"):
+        path = folder / tissue_map_name(str(item["case"]), suffix)
+        if path.is_file():
+            return path
+    return None
+
+
+def with_tissue_maps(
+    items: Sequence[Mapping[str, Any]], base_dir: str | os.PathLike | None = None, key: str = "tissue_map"
+) -> list[dict[str, Any]]:
+    """Copies of ``items``, each with ``key`` set to the path of its tissue map where it has one.
+
+    Paths are ``base_dir``-joined like the images (absolute when the items' are); items without a map are
+    copied unchanged, so the tissue masks of those are computed (:class:`~common.transforms.TissueMasksd`).
+    """
+    out = []
+    for item in items:
+        found = find_tissue_map(item, base_dir)
+        out.append({**item, key: os.fspath(found)} if found is not None else dict(item))
+    return out
+
+
+def isbi2015_case_name(path: str | os.PathLike) -> str:
+    """The case of an image file: ``training01_01`` for ``training01_01_flair_pp.nii`` (either layout);
+    any other file name without ``.nii[.gz]``."""
+    name = Path(path).name
+    for pattern in _IMAGE.values():
+        match = pattern.match(name)
+        if match:
+            return f"{match.group('patient')}_{match.group('tp')}"
+    return re.sub(r"\.nii(\.gz)?$", "", name, flags=re.I)
+
+
+def isbi2015_output_name(metadict: Mapping[str, Any], saver: Any = None) -> dict[str, Any]:
+    """``output_name_formatter`` for MONAI's ``SaveImage``: outputs are named after the case."""
+    source = metadict.get("filename_or_obj", "")
+    source = source[0] if isinstance(source, (list, tuple)) else source
+    return {"subject": isbi2015_case_name(source), "idx": None}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -21,7 +21,14 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 from common.data.datalist import DATALIST_SECTIONS, build_datalist, load_datalist_section, prepare_datalist
 from common.data.errors import DataFormatError
 from common.data.inference_inputs import prepare_inputs
-from common.data.isbi2015 import ADAPTER, ISBI2015_MODALITIES, ISBI2015Adapter
+from common.data.isbi2015 import (
+    ADAPTER,
+    ISBI2015_MODALITIES,
+    ISBI2015Adapter,
+    isbi2015_case_name,
+    isbi2015_output_name,
+    with_tissue_maps,
+)
 from common.data.label_transforms import MapLabelCodesd
 from common.data.phantoms.isbi2015 import (
     ISBI2015_PHANTOM_TISSUES,
@@ -404,6 +411,40 @@ def test_inference_inputs_skip_and_list_bad_cases(tmp_path: Path) -> None:
     assert "missing modality t2" in rows[0]["problem"] and "pd has shape (3, 3, 3)" in rows[1]["problem"]
 
 
+def test_tissue_maps_are_attached_where_they_exist(tmp_path: Path) -> None:
+    root = write_training(tmp_path, patients=1, timepoints=3)
+    tissues = root / "training01" / "tissues"
+    save(tissues / "training01_01_tissues.nii.gz", np.zeros(SHAPE, dtype=np.uint8))
+    save(tissues / "training01_02_tissues.nii", np.zeros(SHAPE, dtype=np.uint8))
+    items = ADAPTER.find_cases(root).items
+    assert all("tissue_map" not in item for item in items)  # the adapter's items never name them
+    relative = with_tissue_maps(items, root)
+    assert [item.get("tissue_map") for item in relative] == [
+        str(tissues / "training01_01_tissues.nii.gz"),
+        str(tissues / "training01_02_tissues.nii"),
+        None,
+    ]
+    assert [{k: v for k, v in it.items() if k != "tissue_map"} for it in relative] == items
+    # items with absolute paths (load_datalist_section, prepare_inputs) need no base folder
+    absolute = [{**item, "image": [str(root / p) for p in item["image"]]} for item in items]
+    assert with_tissue_maps(absolute, key="user_tissue")[0]["user_tissue"] == relative[0]["tissue_map"]
+
+
+@pytest.mark.parametrize(
+    "path, case",
+    [
+        ("/data/training/training01/preprocessed/training01_03_flair_pp.nii", "training01_03"),
+        ("testdata_website/test12/orig/test12_01_mprage.nii.gz", "test12_01"),
+        ("/x/Training02_04_T2_pp.nii.gz", "Training02_04"),
+        ("/x/something_else.nii.gz", "something_else"),
+    ],
+)
+def test_outputs_are_named_after_the_case(path: str, case: str) -> None:
+    assert isbi2015_case_name(path) == case
+    assert isbi2015_output_name({"filename_or_obj": path}) == {"subject": case, "idx": None}
+    assert isbi2015_output_name({"filename_or_obj": [path, "other"]})["subject"] == case
+
+
 # ------------------------------------------------------------------------------------------ phantoms
 
 PHANTOM_SHAPE = (40, 48, 40)
@@ -466,6 +507,7 @@ def test_phantom_files_are_what_the_adapter_reads(phantoms: Path) -> None:
 def test_phantom_lesions_tissues_and_contrasts(phantoms: Path) -> None:
     codes = ISBI2015_PHANTOM_TISSUES
     for item in ADAPTER.find_cases(phantoms).items:
+        assert with_tissue_maps([item], phantoms)[0]["tissue_map"] == str(tissue_map_path(phantoms, item))
         tissue = _load(phantoms, tissue_map_path(phantoms, item))
         assert set(np.unique(tissue).tolist()) == {0, 1, 2, 3}
         first = _load(phantoms, tissue_map_path(phantoms, {**item, "case": f"{item['patient']}_01"}))

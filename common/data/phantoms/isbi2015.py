@@ -59,7 +59,15 @@ import numpy as np
 from scipy import ndimage
 
 from common.data.atomic import atomic_save_nifti
-from common.data.isbi2015 import ADAPTER, ISBI2015_MODALITIES, ISBI2015_RATERS, image_name, mask_name
+from common.data.isbi2015 import (
+    ADAPTER,
+    ISBI2015_MODALITIES,
+    ISBI2015_RATERS,
+    TISSUE_FOLDER,
+    image_name,
+    mask_name,
+    tissue_map_name,
+)
 
 __all__ = [
     "ISBI2015_PHANTOM_TISSUES",
@@ -83,7 +91,6 @@ _CONTRAST: dict[str, tuple[float, float, float, float]] = {
     "bone": (40.0, 70.0, 90.0, 50.0),
     "scalp": (550.0, 900.0, 800.0, 500.0),
 }
-_TISSUE_SUFFIX = ".nii.gz"
 _MNI_ORIGIN = np.array(
     [90.0 / 180.0, 126.0 / 216.0, 72.0 / 180.0]
 )  # ICBM 152 origin, as a fraction of (n - 1)
@@ -94,11 +101,6 @@ _MNI_ORIGIN = np.array(
 # --------------------------------------------------------------------------------------------------
 
 
-def tissue_map_name(case: str) -> str:
-    """The tissue map's file name: ``"training01_01"`` -> ``training01_01_tissues.nii.gz``."""
-    return f"{case}_tissues{_TISSUE_SUFFIX}"
-
-
 def tissue_map_path(dataset_dir: str | os.PathLike, item: Mapping[str, Any]) -> Path:
     """The phantom tissue map of an :mod:`~common.data.isbi2015` item.
 
@@ -106,7 +108,7 @@ def tissue_map_path(dataset_dir: str | os.PathLike, item: Mapping[str, Any]) -> 
     relative to ``dataset_dir``, or absolute).
     """
     patient_dir = (Path(dataset_dir) / item["image"][0]).parent.parent
-    return patient_dir / "tissues" / tissue_map_name(str(item["case"]))
+    return patient_dir / TISSUE_FOLDER / tissue_map_name(str(item["case"]))
 
 
 def isbi2015_phantom_affine(shape: Sequence[int]) -> np.ndarray:
@@ -424,7 +426,7 @@ def _write_patient(
                 atomic_save_nifti(
                     masks[rater].astype(np.uint8), affine, folder / "masks" / mask_name(case, rater, suffix)
                 )
-        atomic_save_nifti(anatomy.tissue, affine, folder / "tissues" / tissue_map_name(case))
+        atomic_save_nifti(anatomy.tissue, affine, folder / TISSUE_FOLDER / tissue_map_name(case))
 
 
 def make_isbi2015_phantoms(
