@@ -29,7 +29,7 @@ from .rewrite import (
 )
 
 BUNDLES_DIR = REPO / "bundles"
-RUN_OUTPUTS = {"phantom_data", "runs", "models", "eval", "predictions"}
+RUN_OUTPUTS = {"phantom_data", "runs", "models", "eval", "predictions", "tissue_cache"}
 MAX_ZIP_FILE_MB = 25.0
 ZIP_DATE = (2022, 5, 30, 0, 0, 0)  # fixed, as the zoo's own compress_bundle does: same input, same bytes
 

@@ -10,7 +10,7 @@ from monai.bundle import ConfigWorkflow
 REPO = Path(__file__).resolve().parents[2]
 BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "metadata.json").is_file())
 #: outputs a bundle run writes into its folder; never copied
-RUN_OUTPUTS = ("phantom_data", "runs", "models", "eval", "predictions")
+RUN_OUTPUTS = ("phantom_data", "runs", "models", "eval", "predictions", "tissue_cache")
 
 
 def copy_bundle(name: str, dest: Path) -> Path:

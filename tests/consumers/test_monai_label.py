@@ -50,7 +50,7 @@ BUNDLES = REPO / "bundles"
 OUR_APP = REPO / "apps" / "monailabel"
 START_TIMEOUT_S = 300
 HTTP_TIMEOUT_S = 600
-SKIP_COPY = ("runs", "eval", "predictions", "phantom_data", "__pycache__", "*.pt", "*.ts")
+SKIP_COPY = ("runs", "eval", "predictions", "phantom_data", "tissue_cache", "__pycache__", "*.pt", "*.ts")
 
 
 # ------------------------------------------------------------------------------------------- bundles
