@@ -141,8 +141,10 @@ def test_inference_keeps_geometry_pads_small_volumes_and_computes_tissue_masks(t
         ]
     )
     for path in sorted((patient / "preprocessed").iterdir()) + sorted((patient / "masks").iterdir()):
-        image = nib.load(str(path))
-        nib.save(nib.Nifti1Image(np.asarray(image.dataobj), affine), str(path))
+        data = np.array(
+            nib.load(str(path)).dataobj
+        )  # a copy: the .nii would be memory-mapped while rewritten
+        nib.save(nib.Nifti1Image(data, affine), str(path))
     run = {
         **SMALL,
         "patch_size": [64, 64, 64],
