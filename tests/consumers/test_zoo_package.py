@@ -310,6 +310,22 @@ def _input_shape(path: Path) -> tuple[int, ...]:
     return tuple(nib.load(path).shape)
 
 
+def _inference_inputs(folder: Path) -> dict[str, tuple[int, ...]]:
+    """Output name -> spatial shape of each case in a bundle's phantom folder, as its data set's adapter
+    finds them (cases may lie deeper than the folder's entries: ISBI 2015's ``training/<patient>/...``)."""
+    from common.data.registry import ADAPTERS, get_adapter
+
+    adapters = [get_adapter(name) for name in ADAPTERS if name != "slices"]  # slices reads any image file
+    adapter = next(a for a in adapters if a.has_data(folder))
+    inputs = {}
+    for item in adapter.find_cases(folder).items:
+        image = item["image"]
+        inputs[adapter.output_name(item)] = _input_shape(
+            folder / (image if isinstance(image, str) else image[0])
+        )
+    return inputs
+
+
 def test_clean_interpreter_cannot_import_common(tmp_path):
     command, env = isolated_python()
     result = subprocess.run(
@@ -331,14 +347,14 @@ def test_inference_from_the_unpacked_package(bundle, packages, tmp_path):
     root = unzip(zip_path, tmp_path)
     configs = "['configs/inference.json','configs/smoke_test.json']"
     run_clean(["-m", "monai.bundle", "run", "--config_file", configs], cwd=root)
-    inputs = {p.name.split(".")[0]: p for p in (root / "phantom_data").iterdir() if p.name != "cvind.mat"}
+    inputs = _inference_inputs(root / "phantom_data")
     outputs = sorted((root / "predictions").glob("*.nii.gz"))
     assert inputs and outputs
     covered = set()
     for output in outputs:
-        stem = output.name.removesuffix(".nii.gz").rpartition("_")[0]  # <input>_seg, <case>_wt
+        stem = output.name.removesuffix(".nii.gz").rpartition("_")[0]  # <input>_seg, <case>_wt, <case>_lesion
         assert stem in inputs, f"{output.name} is not named after an input ({sorted(inputs)})"
-        assert nib.load(output).shape == _input_shape(inputs[stem]), output.name
+        assert nib.load(output).shape == inputs[stem], output.name
         covered.add(stem)
     assert covered == set(inputs), "every input has an output"
 
