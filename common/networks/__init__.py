@@ -14,17 +14,22 @@ from .attention_r2unet import (
 from .mmran import MMRAN
 from .multihead import MultiHeadNetwork, TrainingHeads, heads_to_pred
 from .multitask_unet3d import TISSUE_CLASSES, MultiTaskUNet3D
+from .unetpp_edge import EDGE_BRANCHES, LowFrequencyFeatureModule, UNetPlusPlusEdge, strip_edge_branch
 
 __all__ = [
+    "EDGE_BRANCHES",
     "MMRAN",
     "TISSUE_CLASSES",
     "APRAttentionGate",
     "AttentionPreActivationResidual",
     "AttentionR2UNet",
+    "LowFrequencyFeatureModule",
     "MultiHeadNetwork",
     "MultiTaskUNet3D",
     "PreActivationConvBlock",
     "PreActivationResidualUnit",
     "TrainingHeads",
+    "UNetPlusPlusEdge",
     "heads_to_pred",
+    "strip_edge_branch",
 ]
