@@ -14,9 +14,11 @@ Generic core, each piece written once:
 
 Adapters: :mod:`~common.data.figshare` (Figshare ``.mat`` slices; file format in
 :mod:`~common.data.figshare_mat`), :mod:`~common.data.brats` (BraTS 2018-2023+, MSD Task01),
-:mod:`~common.data.slices` (any 2D image file, for 2D inference) and :mod:`~common.data.isbi2015` (ISBI 2015
-longitudinal MS lesions; several raters' masks combined by :mod:`~common.data.raters`). Phantom writers,
-one per data set: :mod:`~common.data.phantoms`.
+:mod:`~common.data.slices` (any 2D image file, for 2D inference), :mod:`~common.data.isbi2015` (ISBI 2015
+longitudinal MS lesions; several raters' masks combined by :mod:`~common.data.raters`),
+:mod:`~common.data.atlas` (ATLAS R2.0/R1.2 stroke lesions) and :mod:`~common.data.ncct` (non-contrast head CT
+infarcts, Hounsfield-unit checks and windows). Phantom writers, one per data set:
+:mod:`~common.data.phantoms`.
 
 Importing this package imports none of them: submodules and the names below are imported on first
 attribute access (PEP 562), so ``import common.metrics`` does not load h5py for the Figshare reader.
@@ -31,6 +33,7 @@ from typing import Any
 _SUBMODULES = frozenset(
     {
         "adapter",
+        "atlas",
         "atomic",
         "brats",
         "datalist",
@@ -41,6 +44,7 @@ _SUBMODULES = frozenset(
         "isbi2015",
         "label_codes",
         "label_transforms",
+        "ncct",
         "nifti_checks",
         "phantoms",
         "raters",
@@ -109,10 +113,23 @@ _EXPORTS: dict[str, str] = {
     "RATER_RULES": "raters",
     "CombineRatersd": "raters",
     "combine_raters": "raters",
+    # ATLAS stroke lesions (R2.0, R1.2)
+    "ATLASAdapter": "atlas",
+    "ATLAS_LAYOUTS": "atlas",
+    "atlas_output_name": "atlas",
+    "check_lesion_mask": "atlas",
+    # non-contrast CT infarcts; Hounsfield units
+    "NCCTAdapter": "ncct",
+    "BRAIN_WINDOW_HU": "ncct",
+    "STROKE_WINDOW_HU": "ncct",
+    "CheckHounsfieldd": "ncct",
+    "check_hounsfield": "ncct",
     # phantoms
+    "make_atlas_phantoms": "phantoms.atlas",
     "make_brats_phantoms": "phantoms.brats",
     "make_figshare_phantoms": "phantoms.figshare",
     "make_isbi2015_phantoms": "phantoms.isbi2015",
+    "make_ncct_phantoms": "phantoms.ncct",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,9 +22,11 @@ from common.data.errors import DataFormatError
 __all__ = ["ADAPTERS", "ensure_data", "get_adapter", "write_phantoms"]
 
 ADAPTERS: dict[str, str] = {
+    "atlas": "common.data.atlas",
     "brats": "common.data.brats",
     "figshare": "common.data.figshare",
     "isbi2015": "common.data.isbi2015",
+    "ncct": "common.data.ncct",
     "slices": "common.data.slices",
 }
 """Adapter name -> module that defines ``ADAPTER``."""

@@ -181,8 +181,10 @@ def test_every_adapter_writes_phantoms_it_reads(tmp_path: Path, name: str) -> No
     adapter = get_adapter(name)
     assert adapter.name == name and get_adapter(adapter) is adapter
     small = {
+        "atlas": {"n_subjects": 1, "shape": (32, 32, 32)},
         "brats": {"n_cases": 1, "shape": (24, 24, 24)},
         "isbi2015": {"n_patients": 1, "timepoints": 1, "shape": (32, 32, 32)},
+        "ncct": {"n_cases": 1, "shape": (32, 32, 8)},
     }.get(name, {"n_patients": 1, "size": 16})
     assert not adapter.has_data(tmp_path)
     write_phantoms(name, tmp_path, **small)

@@ -2,9 +2,12 @@
 
 One writer per data set, each named by its adapter's ``phantom_writer`` (writers import adapters, never
 the reverse): :func:`~common.data.phantoms.figshare.make_figshare_phantoms`,
-:func:`~common.data.phantoms.brats.make_brats_phantoms` and
-:func:`~common.data.phantoms.isbi2015.make_isbi2015_phantoms`. Importing this package imports none of them;
-the names below are looked up on first use.
+:func:`~common.data.phantoms.brats.make_brats_phantoms`,
+:func:`~common.data.phantoms.isbi2015.make_isbi2015_phantoms`,
+:func:`~common.data.phantoms.atlas.make_atlas_phantoms` and
+:func:`~common.data.phantoms.ncct.make_ncct_phantoms` (the last two share the head and stroke lesions of
+:mod:`~common.data.phantoms.stroke_head`). Importing this package imports none of them; the names below are
+looked up on first use.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "make_atlas_phantoms": "atlas",
     "make_brats_phantoms": "brats",
     "make_figshare_phantoms": "figshare",
     "make_isbi2015_phantoms": "isbi2015",
+    "make_ncct_phantoms": "ncct",
 }
 
 __all__ = sorted(_EXPORTS)
