@@ -1,7 +1,7 @@
 """Evaluation metrics of the MMRAN paper (§4.2, eq. 16-23) that MONAI lacks, with their ignite handlers.
 
-Also the BraTS region metrics (:mod:`.brats`) and the ISBI 2015 MS lesion metrics and challenge score
-(:mod:`.ms_lesions`).
+Also the BraTS region metrics (:mod:`.brats`) and the per-case lesion metrics (:mod:`.ms_lesions`): the ISBI
+2015 MS lesion metrics and challenge score, and IoU / lesion counts for one-reference bundles (stroke).
 
 Use MONAI directly for Dice (``DiceMetric`` / ``MeanDice``), MIoU (``MeanIoU`` / ``MeanIoUHandler`` with
 ``include_background=True``, see :func:`mean_iou_metric`) and macro ROC AUC (``ROCAUCMetric`` / ``ROCAUC``).
@@ -29,12 +29,14 @@ from .classification import (
 )
 from .combined import AverageOfMetrics
 from .ms_lesions import (
+    LESION_METRICS,
     MS_CHALLENGE_METRICS,
     MS_LESION_METRICS,
     MSChallengeScore,
     MSChallengeScoreHandler,
     MSLesionHandler,
     MSLesionMetric,
+    lesion_handlers,
     lesion_structure,
     ms_challenge_score,
     ms_lesion_case_metrics,
@@ -69,6 +71,7 @@ __all__ = [
     "HausdorffDistance95mmMetric",
     "MeanPixelAccuracy",
     "MeanPixelAccuracyMetric",
+    "LESION_METRICS",
     "MS_CHALLENGE_METRICS",
     "MS_LESION_METRICS",
     "MSChallengeScore",
@@ -80,6 +83,7 @@ __all__ = [
     "classification_handlers",
     "classification_report",
     "compute_mean_pixel_accuracy",
+    "lesion_handlers",
     "lesion_structure",
     "mean_iou_metric",
     "ms_challenge_score",

@@ -1,45 +1,55 @@
-"""MS lesion metrics of the ISBI 2015 longitudinal lesion segmentation challenge, per case and rater.
+"""Per-case metrics of binary lesion segmentations (MS, stroke), per rater, and the ISBI 2015 MS score.
 
-Reference: A. Carass et al., "Longitudinal multiple sclerosis lesion segmentation: Resource and challenge",
+The metrics serve any binary lesion segmentation: the MS bundle scores the ISBI 2015 longitudinal lesion
+challenge with them (its default columns, :data:`MS_LESION_METRICS`), and a stroke-lesion bundle the Dice
+and IoU (Jaccard) that L. Liu et al., "Multi-task learning improves the brain stroke lesion segmentation",
+report, plus lesion counts and the lesion-wise detection rates LTPR / LFPR, with :func:`lesion_handlers`
+(one reference mask, no raters). :data:`LESION_METRICS` lists every accepted name.
+
+MS reference: A. Carass et al., "Longitudinal multiple sclerosis lesion segmentation: Resource and challenge",
 NeuroImage 148 (2017) 77-102 (the challenge paper, "Carass 2017" below). The challenge's evaluation page
 (iacl.ece.jhu.edu/index.php/MSChallenge/evaluation) lists its metrics: Dice and Jaccard overlap, PPV, voxel
 TPR, lesion-count LTPR and LFPR, volume difference, average symmetric surface distance, segmentation volume,
 volume correlation and the longitudinal new-lesion TPR / FPR. This module implements those that enter the
 challenge score (Dice, PPV, LTPR, LFPR, the volumes for the correlation) plus the voxel TPR and the volume
-difference. The formulas below and the score of :func:`ms_challenge_score` are those of Carass 2017 as
-stated in issue 9; only the paper's abstract could be read while writing this module, so the two points the
-formulas leave open (lesion connectivity, empty masks) are parameters or documented choices, not quotations.
+difference, and, outside the MS defaults, the Jaccard index (IoU) and the lesion counts. The formulas below
+and the score of :func:`ms_challenge_score` are those of Carass 2017 as stated in issue 9; only the paper's
+abstract could be read while writing this module, so the two points the formulas leave open (lesion
+connectivity, empty masks) are parameters or documented choices, not quotations.
 
 Per case, with P the predicted lesion voxels, R the rater's lesion voxels and ``|.|`` a voxel count:
 
 * Dice = 2 |P ∩ R| / (|P| + |R|);
+* IoU (Jaccard index) = |P ∩ R| / |P ∪ R| (= Dice / (2 - Dice) case by case, not for the means);
 * PPV (positive predictive value) = |P ∩ R| / |P|;
 * TPR (voxel sensitivity) = |P ∩ R| / |R|;
 * LTPR (lesion-wise true positive rate) = (lesions of R that overlap P) / (lesions of R);
 * LFPR (lesion-wise false positive rate) = (lesions of P that do not overlap R) / (lesions of P);
 * AVD (absolute volume difference) = | |P| - |R| | / |R|;
 * ``volume_ml`` = |P| times the voxel volume, in ml; ``ref_volume_ml`` the same for R (the volumes whose
-  Pearson correlation over the data set is the challenge's Corr term, see :func:`ms_challenge_score`).
+  Pearson correlation over the data set is the challenge's Corr term, see :func:`ms_challenge_score`);
+* ``n_lesions`` = the number of lesions of P; ``ref_n_lesions`` the same for R (0 for an empty mask).
 
 A *lesion* is a connected component of a mask, 3D by default with **18-connectivity** (voxels are neighbours
 when they share a face or an edge, not only a corner); ``connectivity`` takes 6, 18 or 26 (or 4 and 8 for 2D
-masks). The default 18 is issue 9's reading of the challenge; it could not be checked against the paper's
+masks). The default 18 is issue 9's reading of the MS challenge; it could not be checked against the paper's
 text, so it is a parameter rather than a constant (26 is the full 3 x 3 x 3 neighbourhood, e.g. the default
-of ``skimage.measure.label``). Two lesions touching only at a corner are
-two lesions under 18-connectivity and one under 26. A lesion *overlaps* the other mask when at least one of
-its voxels is in that mask (the challenge's detection rule: a single common voxel is a hit).
+of ``skimage.measure.label``). :func:`lesion_handlers` (stroke) defaults to 26: stroke lesions are usually
+counted with full connectivity. Two lesions touching only at a corner are two lesions under 18-connectivity
+and one under 26. A lesion *overlaps* the other mask when at least one of its voxels is in that mask (the
+challenge's detection rule: a single common voxel is a hit).
 
 Empty masks. Every ratio above is 0/0 for some empty mask; each case is given a finite value, so every case
 counts in the means (the BraTS module follows the same principle). The rule: a 0/0 ratio takes its *best*
 value when both masks are empty, and its *worst* value when only the other mask is empty.
 
-===========================  =====  =====  =====  =====  =====  ======================
-case                         Dice   PPV    TPR    LTPR   LFPR   AVD
-===========================  =====  =====  =====  =====  =====  ======================
-P and R both empty           **1**  **1**  **1**  **1**  **0**  **0**
-R empty, P not               0      0      **0**  **0**  1      **empty_avd** (1)
-P empty, R not               0      **0**  0      0      **1**  1
-===========================  =====  =====  =====  =====  =====  ======================
+===========================  =====  =====  =====  =====  =====  =====  ======================
+case                         Dice   IoU    PPV    TPR    LTPR   LFPR   AVD
+===========================  =====  =====  =====  =====  =====  =====  ======================
+P and R both empty           **1**  **1**  **1**  **1**  **1**  **0**  **0**
+R empty, P not               0      0      0      **0**  **0**  1      **empty_avd** (1)
+P empty, R not               0      0      **0**  0      0      **1**  1
+===========================  =====  =====  =====  =====  =====  =====  ======================
 
 Bold entries are 0/0 filled by the rule; the others follow from the formulas. With these values a case whose
 masks are both empty gets the full per-case part of the challenge score (Dice/8 + PPV/8 + (1 - LFPR)/4 +
@@ -50,6 +60,7 @@ lesions on a lesion-free scan with a quarter of the term; the BraTS sensitivity 
 :mod:`common.metrics.brats`, 0 when a region absent from the ground truth is predicted, is the same choice.)
 AVD has no meaningful value when R is empty and P is not (any relative error is infinite); it is set to
 ``empty_avd``, by default 1, the AVD of the opposite miss (P empty, R not). AVD is not part of the score.
+The volumes and lesion counts need no convention (an empty mask has volume 0 and 0 lesions).
 
 Raters. A data set with several raters carries one label key per rater: ``label_rater1``, ``label_rater2``,
 ..., or the single (or consensus) ``label``. :func:`ms_lesion_handlers` builds one handler per metric and
@@ -58,6 +69,8 @@ rater key, named ``<prefix><metric>_<rater>`` where ``<rater>`` is the key witho
 whole (``dice_consensus`` for ``consensus``). :func:`ms_lesion_metric_name` gives that name. A label that
 stacks the raters' masks on its first axis, (R, X, Y, Z), before any rater rule is applied, splits into these
 keys with MONAI's ``SplitDimd(keys="label", output_postfixes=["rater1", "rater2"], dim=0, keepdim=True)``.
+Without raters (one reference mask, e.g. stroke), :func:`lesion_handlers` names the handlers
+``<prefix><metric>`` whatever the label key.
 """
 
 from __future__ import annotations
@@ -81,12 +94,14 @@ from scipy import ndimage
 from .segmentation import Spacing, _aggregate, spacing_from_meta
 
 __all__ = [
+    "LESION_METRICS",
     "MS_CHALLENGE_METRICS",
     "MS_LESION_METRICS",
     "MSChallengeScore",
     "MSChallengeScoreHandler",
     "MSLesionHandler",
     "MSLesionMetric",
+    "lesion_handlers",
     "lesion_structure",
     "ms_challenge_score",
     "ms_lesion_case_metrics",
@@ -106,13 +121,16 @@ MS_LESION_METRICS: tuple[str, ...] = (
     "volume_ml",
     "ref_volume_ml",
 )
-"""Values of ``metric_name`` accepted by :class:`MSLesionMetric`, in the order the factory uses."""
+"""The MS bundle's metrics, in the order the factory uses (the default of :func:`ms_lesion_handlers`)."""
+
+LESION_METRICS: tuple[str, ...] = MS_LESION_METRICS + ("iou", "n_lesions", "ref_n_lesions")
+"""Every value of ``metric_name`` accepted by :class:`MSLesionMetric` and the handler factories."""
 
 MS_CHALLENGE_METRICS: tuple[str, ...] = ("dice", "ppv", "ltpr", "lfpr", "volume_ml", "ref_volume_ml")
 """The per-case metrics that :func:`ms_challenge_score` needs for each rater."""
 
 _NEIGHBOURS_TO_RANK = {(2, 4): 1, (2, 8): 2, (3, 6): 1, (3, 18): 2, (3, 26): 3}
-_LESION_METRICS = frozenset({"ltpr", "lfpr"})
+_COMPONENT_METRICS = frozenset({"ltpr", "lfpr", "n_lesions", "ref_n_lesions"})  # need lesion labelling
 
 
 def lesion_structure(ndim: int, connectivity: int = 18) -> np.ndarray:
@@ -136,9 +154,14 @@ def _best_or_worst(num: float, den: float, best: float, worst: float, other_empt
     return best if other_empty else worst
 
 
-def _overlapped_lesions(mask: np.ndarray, other: np.ndarray, structure: np.ndarray) -> tuple[int, int]:
-    """(number of lesions of ``mask``, how many of them share at least one voxel with ``other``)."""
-    labels, count = ndimage.label(mask, structure=structure)
+def _overlapped_lesions(
+    labelled: tuple[np.ndarray, int], mask: np.ndarray, other: np.ndarray
+) -> tuple[int, int]:
+    """(number of lesions of ``mask``, how many of them share at least one voxel with ``other``).
+
+    ``labelled`` is ``ndimage.label(mask, structure)``.
+    """
+    labels, count = labelled
     hit = np.unique(labels[other & mask])
     return int(count), int(np.count_nonzero(hit))
 
@@ -159,17 +182,18 @@ def ms_lesion_case_metrics(
         pred: predicted lesion mask P (spatial dims only; nonzero = lesion).
         ref: rater mask R, same shape.
         spacing: voxel size in mm (one number or one per axis) for the volumes; 1 mm when ``None``.
-        connectivity: lesion connectivity (see :func:`lesion_structure`), for LTPR and LFPR.
+        connectivity: lesion connectivity (see :func:`lesion_structure`), for LTPR, LFPR and the counts.
         empty_avd: AVD when R is empty and P is not.
-        metric_names: which metrics to compute (the lesion labelling runs only for LTPR / LFPR).
+        metric_names: which metrics to compute, from :data:`LESION_METRICS` (the lesion labelling runs only
+            for LTPR, LFPR, ``n_lesions`` and ``ref_n_lesions``, at most once per mask).
     """
     p = np.asarray(convert_to_tensor(pred, track_meta=False).detach().cpu()) != 0
     r = np.asarray(convert_to_tensor(ref, track_meta=False).detach().cpu()) != 0
     if p.shape != r.shape:
         raise ValueError(f"prediction and rater masks differ in shape: {p.shape} and {r.shape}.")
-    unknown = [m for m in metric_names if m not in MS_LESION_METRICS]
+    unknown = [m for m in metric_names if m not in LESION_METRICS]
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; choose from {MS_LESION_METRICS}.")
+        raise ValueError(f"unknown metrics {unknown}; choose from {LESION_METRICS}.")
     if spacing is None:
         voxel_mm3 = 1.0
     elif isinstance(spacing, (int, float)):
@@ -183,21 +207,34 @@ def ms_lesion_case_metrics(
     tp = int(np.count_nonzero(p & r))
     p_empty, r_empty = n_p == 0, n_r == 0
     out: dict[str, float] = {}
-    if _LESION_METRICS & set(metric_names):
-        structure = lesion_structure(p.ndim, connectivity)
+    structure = lesion_structure(p.ndim, connectivity) if _COMPONENT_METRICS & set(metric_names) else None
+    labelled: dict[str, tuple[np.ndarray, int]] = {}
+
+    def lesions_of(which: str) -> tuple[np.ndarray, int]:
+        """``ndimage.label`` of P (``"p"``) or R (``"r"``), computed once."""
+        if which not in labelled:
+            labelled[which] = ndimage.label(p if which == "p" else r, structure=structure)
+        return labelled[which]
+
     for name in metric_names:
         if name == "dice":
             value = _best_or_worst(2 * tp, n_p + n_r, 1.0, 0.0, True)  # 0/0 only when both are empty
+        elif name == "iou":
+            value = _best_or_worst(tp, n_p + n_r - tp, 1.0, 0.0, True)  # |P ∪ R| = 0 only when both are empty
         elif name == "ppv":
             value = _best_or_worst(tp, n_p, 1.0, 0.0, r_empty)
         elif name == "tpr":
             value = _best_or_worst(tp, n_r, 1.0, 0.0, p_empty)
         elif name == "ltpr":
-            lesions, detected = _overlapped_lesions(r, p, structure)
+            lesions, detected = _overlapped_lesions(lesions_of("r"), r, p)
             value = _best_or_worst(detected, lesions, 1.0, 0.0, p_empty)
         elif name == "lfpr":
-            lesions, true_lesions = _overlapped_lesions(p, r, structure)
+            lesions, true_lesions = _overlapped_lesions(lesions_of("p"), p, r)
             value = _best_or_worst(lesions - true_lesions, lesions, 0.0, 1.0, r_empty)
+        elif name == "n_lesions":
+            value = lesions_of("p")[1]
+        elif name == "ref_n_lesions":
+            value = lesions_of("r")[1]
         elif name == "avd":
             value = _best_or_worst(abs(n_p - n_r), n_r, 0.0, float(empty_avd), p_empty)
         elif name == "volume_ml":
@@ -219,7 +256,7 @@ def _lesion_masks(x: torch.Tensor) -> torch.Tensor:
 
 
 class MSLesionMetric(CumulativeIterationMetric):
-    """One ISBI 2015 MS lesion metric per case (Carass 2017), for MONAI evaluators and ``MetricsSaver``.
+    """One lesion metric per case (ISBI 2015 MS metrics, IoU, lesion counts), for evaluators and MetricsSaver.
 
     Inputs: prediction and rater masks, (B, 1, spatial...) binary masks or lesion label maps (a voxel is a
     lesion where its value is > 0.5), or (B, 2, spatial...) one-hot tensors whose channel 1 is the lesion; or
@@ -230,7 +267,7 @@ class MSLesionMetric(CumulativeIterationMetric):
     rater mask, else of the prediction, else ``default_spacing``, else 1 mm.
 
     Args:
-        metric_name: one of :data:`MS_LESION_METRICS`.
+        metric_name: one of :data:`LESION_METRICS`.
         connectivity: lesion connectivity, 18 by default (6, 18, 26 in 3D; 4, 8 in 2D).
         default_spacing: voxel size in mm for cases without a ``MetaTensor`` affine.
         empty_avd: AVD when the rater mask is empty and the prediction is not.
@@ -244,8 +281,8 @@ class MSLesionMetric(CumulativeIterationMetric):
         empty_avd: float = 1.0,
     ) -> None:
         super().__init__()
-        if metric_name not in MS_LESION_METRICS:
-            raise ValueError(f"metric_name must be one of {MS_LESION_METRICS}, got {metric_name!r}.")
+        if metric_name not in LESION_METRICS:
+            raise ValueError(f"metric_name must be one of {LESION_METRICS}, got {metric_name!r}.")
         if connectivity not in {n for _, n in _NEIGHBOURS_TO_RANK}:
             raise ValueError(f"connectivity must be 4, 8 (2D) or 6, 18, 26 (3D), got {connectivity}.")
         self.metric_name = metric_name
@@ -296,7 +333,7 @@ class MSLesionHandler(IgniteMetricHandler):
     ``<name>_raw.csv`` (columns ``filename``, ``class0`` = the value, ``mean``), one row per case.
 
     Args:
-        metric_name: one of :data:`MS_LESION_METRICS`.
+        metric_name: one of :data:`LESION_METRICS`.
         output_transform: gives ``(y_pred, y)`` from ``engine.state.output``; the default reads the ``"pred"``
             and ``"label"`` keys.
         save_details: store the per-case values for ``MetricsSaver`` and :class:`MSChallengeScoreHandler`.
@@ -354,7 +391,7 @@ def ms_lesion_handlers(
     or a batch dict), so one call in a config scores the prediction against every rater, e.g.
     ``ms_lesion_handlers(rater_keys=["label_rater1", "label_rater2"])`` gives ``dice_rater1``, ...,
     ``ref_volume_ml_rater2``. Keep ``save_details=True`` (and at least :data:`MS_CHALLENGE_METRICS`) for the
-    challenge score.
+    challenge score. ``metric_names`` may be any of :data:`LESION_METRICS`.
     """
     if len(set(rater_keys)) != len(rater_keys):
         raise ValueError(f"rater_keys must be distinct, got {list(rater_keys)}.")
@@ -368,6 +405,49 @@ def ms_lesion_handlers(
             empty_avd=empty_avd,
         )
         for key in rater_keys
+        for metric in metric_names
+    }
+
+
+def lesion_handlers(
+    metric_names: Sequence[str],
+    label_key: str = "label",
+    pred_key: str = "pred",
+    prefix: str = "",
+    save_details: bool = True,
+    connectivity: int = 26,
+    default_spacing: Spacing | None = None,
+    empty_avd: float = 1.0,
+) -> dict[str, MSLesionHandler]:
+    """``{<prefix><metric>: MSLesionHandler}``: the one-reference form, for bundles without raters (stroke).
+
+    The handlers are those of :func:`ms_lesion_handlers` with ``rater_keys=(label_key,)``, each reading
+    ``(item[pred_key], item[label_key])``, but always named ``<prefix><metric>`` (no rater suffix, whatever
+    ``label_key`` is). E.g. ``lesion_handlers(["dice", "iou", "ltpr", "lfpr", "n_lesions", "ref_n_lesions"],
+    prefix="val_")`` gives ``val_dice``, ``val_iou``, ... ``val_ref_n_lesions``.
+
+    ``connectivity`` defaults to 26 here (the MS functions keep 18): 3D stroke lesions are usually counted
+    with full connectivity, so voxels touching only at a corner belong to one lesion. For 2D masks (slices)
+    pass 4 or 8; the voxel metrics (Dice, IoU, ...) do not use it.
+
+    Args:
+        metric_names: metrics from :data:`LESION_METRICS`, distinct.
+        label_key: the key of the reference mask in the evaluator output.
+        pred_key: the key of the predicted mask.
+        prefix: prepended to every handler name.
+        save_details, connectivity, default_spacing, empty_avd: as in :class:`MSLesionHandler`.
+    """
+    if len(set(metric_names)) != len(metric_names):
+        raise ValueError(f"metric_names must be distinct, got {list(metric_names)}.")
+    return {
+        f"{prefix}{metric}": MSLesionHandler(
+            metric,
+            output_transform=from_engine([pred_key, label_key]),
+            save_details=save_details,
+            connectivity=connectivity,
+            default_spacing=default_spacing,
+            empty_avd=empty_avd,
+        )
         for metric in metric_names
     }
 

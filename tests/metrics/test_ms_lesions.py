@@ -15,10 +15,12 @@ from monai.data import MetaTensor, list_data_collate
 from monai.handlers import MetricsSaver
 
 from common.metrics import (
+    LESION_METRICS,
     MS_LESION_METRICS,
     MSChallengeScoreHandler,
     MSLesionHandler,
     MSLesionMetric,
+    lesion_handlers,
     lesion_structure,
     ms_challenge_score,
     ms_lesion_case_metrics,
@@ -59,6 +61,9 @@ EXPECTED_18 = {
     "volume_ml": 5 * VOXEL_ML,
     "ref_volume_ml": 4 * VOXEL_ML,
 }
+# The metrics outside the MS defaults, same case, 18-connectivity: |P ∪ R| = 5 + 4 - 1 = 8 -> IoU 1/8;
+# lesions of P {P1, P2a, P2b}, of R {R1, R2}
+EXPECTED_EXTRA_18 = {"iou": 1 / 8, "n_lesions": 3, "ref_n_lesions": 2}
 
 
 @pytest.fixture(autouse=True)
@@ -116,6 +121,54 @@ def test_every_metric_of_the_hand_case() -> None:
     assert list(values) == list(MS_LESION_METRICS)
     for name, expected in EXPECTED_18.items():
         assert values[name] == pytest.approx(expected, rel=1e-12), name
+    every = ms_lesion_case_metrics(mask(P1 + P2), mask(R1 + R2), spacing=SPACING, metric_names=LESION_METRICS)
+    assert list(every) == list(LESION_METRICS)
+    for name, expected in (EXPECTED_18 | EXPECTED_EXTRA_18).items():
+        assert every[name] == pytest.approx(expected, rel=1e-12), name
+
+
+def test_ms_defaults_unchanged_and_the_extra_names() -> None:
+    """The MS bundle's columns stay the eight ISBI metrics; IoU and the counts are accepted on top."""
+    ms = ("dice", "ppv", "tpr", "ltpr", "lfpr", "avd", "volume_ml", "ref_volume_ml")
+    assert MS_LESION_METRICS == ms
+    assert LESION_METRICS == (*ms, "iou", "n_lesions", "ref_n_lesions")
+    assert list(ms_lesion_handlers()) == list(ms)
+    assert list(ms_lesion_case_metrics(mask([]), mask([]))) == list(ms)
+
+
+@pytest.mark.parametrize(
+    ("pred", "ref", "iou"),
+    [
+        (P1 + P2, R1 + R2, 1 / 8),  # 1 common voxel of 8
+        ([(0, 0, 0), (0, 0, 1), (0, 0, 2)], [(0, 0, 1), (0, 0, 2), (0, 0, 3)], 2 / 4),
+        ([(1, 1, 1)], [(1, 1, 1)], 1.0),
+        ([(1, 1, 1)], [(1, 1, 2)], 0.0),  # disjoint
+        ([], [], 1.0),  # both empty: best value
+        (P2, [], 0.0),  # one empty: worst value
+        ([], R2, 0.0),
+    ],
+    ids=["hand-case", "2-of-4", "equal", "disjoint", "both-empty", "rater-empty", "prediction-empty"],
+)
+def test_iou_by_hand(pred: list, ref: list, iou: float) -> None:
+    values = ms_lesion_case_metrics(mask(pred), mask(ref), metric_names=("iou", "dice"))
+    assert values["iou"] == pytest.approx(iou, rel=1e-12)
+    assert values["iou"] == pytest.approx(values["dice"] / (2 - values["dice"]), rel=1e-12)  # per case
+
+
+@pytest.mark.parametrize(("connectivity", "corner_pair"), [(6, 2), (18, 2), (26, 1)])
+def test_lesion_counts_of_two_lesions_touching_at_a_corner(connectivity: int, corner_pair: int) -> None:
+    corner = [(1, 1, 1), (2, 2, 2)]  # one common corner, no common face or edge
+    names = ("n_lesions", "ref_n_lesions")
+    values = ms_lesion_case_metrics(mask(corner), mask([]), connectivity=connectivity, metric_names=names)
+    assert values == {"n_lesions": corner_pair, "ref_n_lesions": 0}
+    values = ms_lesion_case_metrics(mask([]), mask(corner), connectivity=connectivity, metric_names=names)
+    assert values == {"n_lesions": 0, "ref_n_lesions": corner_pair}
+    # the hand case: P1 + P2 (P2 a corner pair), R1 + R2 (R2 an edge pair)
+    expected = {6: (3, 3), 18: (3, 2), 26: (2, 2)}[connectivity]
+    values = ms_lesion_case_metrics(
+        mask(P1 + P2), mask(R1 + R2), connectivity=connectivity, metric_names=names
+    )
+    assert (values["n_lesions"], values["ref_n_lesions"]) == expected
 
 
 @pytest.mark.parametrize(
@@ -146,14 +199,23 @@ def test_lesion_counts_match_a_flood_fill_on_random_masks() -> None:
             p_lesions, r_lesions = flood_fill_lesions(p, rank), flood_fill_lesions(r, rank)
             ltpr = sum(any(p[v] for v in les) for les in r_lesions) / len(r_lesions)
             lfpr = sum(not any(r[v] for v in les) for les in p_lesions) / len(p_lesions)
-            values = ms_lesion_case_metrics(p, r, connectivity=connectivity, metric_names=("ltpr", "lfpr"))
-            assert values == pytest.approx({"ltpr": ltpr, "lfpr": lfpr}), (trial, connectivity)
+            names = ("ltpr", "lfpr", "n_lesions", "ref_n_lesions")
+            values = ms_lesion_case_metrics(p, r, connectivity=connectivity, metric_names=names)
+            expected = {
+                "ltpr": ltpr,
+                "lfpr": lfpr,
+                "n_lesions": len(p_lesions),
+                "ref_n_lesions": len(r_lesions),
+            }
+            assert values == pytest.approx(expected), (trial, connectivity)
 
 
 def test_two_dimensional_masks() -> None:
     p, r = mask([(0, 0), (1, 1)], (3, 3)), mask([(0, 0)], (3, 3))
     assert ms_lesion_case_metrics(p, r, connectivity=4)["lfpr"] == pytest.approx(1 / 2)
     assert ms_lesion_case_metrics(p, r, connectivity=8)["lfpr"] == 0.0
+    assert ms_lesion_case_metrics(p, r, connectivity=4, metric_names=("n_lesions",))["n_lesions"] == 2
+    assert ms_lesion_case_metrics(p, r, connectivity=8, metric_names=("n_lesions",))["n_lesions"] == 1
     volume = ms_lesion_case_metrics(p, r, spacing=0.5, connectivity=8)["volume_ml"]
     assert volume == pytest.approx(2 * 0.25 / 1000)  # two pixels of 0.25 mm^2
 
@@ -164,18 +226,20 @@ def test_two_dimensional_masks() -> None:
 @pytest.mark.parametrize(
     ("pred", "ref", "expected"),
     [
-        ([], [], {"dice": 1, "ppv": 1, "tpr": 1, "ltpr": 1, "lfpr": 0, "avd": 0}),
-        (P2, [], {"dice": 0, "ppv": 0, "tpr": 0, "ltpr": 0, "lfpr": 1, "avd": 1}),
-        ([], R2, {"dice": 0, "ppv": 0, "tpr": 0, "ltpr": 0, "lfpr": 1, "avd": 1}),
+        ([], [], {"dice": 1, "iou": 1, "ppv": 1, "tpr": 1, "ltpr": 1, "lfpr": 0, "avd": 0}),
+        (P2, [], {"dice": 0, "iou": 0, "ppv": 0, "tpr": 0, "ltpr": 0, "lfpr": 1, "avd": 1}),
+        ([], R2, {"dice": 0, "iou": 0, "ppv": 0, "tpr": 0, "ltpr": 0, "lfpr": 1, "avd": 1}),
     ],
     ids=["both-empty", "rater-empty", "prediction-empty"],
 )
 def test_empty_mask_conventions(pred: list, ref: list, expected: dict[str, float]) -> None:
-    values = ms_lesion_case_metrics(mask(pred), mask(ref), spacing=SPACING)
+    values = ms_lesion_case_metrics(mask(pred), mask(ref), spacing=SPACING, metric_names=LESION_METRICS)
     for name, value in expected.items():
         assert values[name] == value, name
     assert values["volume_ml"] == pytest.approx(len(pred) * VOXEL_ML)
     assert values["ref_volume_ml"] == pytest.approx(len(ref) * VOXEL_ML)
+    assert values["n_lesions"] == (2 if pred else 0)  # P2: two lesions under 18-connectivity
+    assert values["ref_n_lesions"] == (1 if ref else 0)  # R2: one
     assert all(math.isfinite(v) for v in values.values())
     # the per-case part of the challenge score is its maximum 3/4 when both are empty, 0 when exactly one is
     term = values["dice"] / 8 + values["ppv"] / 8 + (1 - values["lfpr"]) / 4 + values["ltpr"] / 4
@@ -193,16 +257,17 @@ def test_empty_avd_is_a_parameter() -> None:
 def test_metric_on_batches_lists_and_one_hot() -> None:
     pred, ref = item(P1 + P2), item(R1 + R2)
     empty = item([])
-    for name in MS_LESION_METRICS:
+    expected_18 = EXPECTED_18 | EXPECTED_EXTRA_18
+    for name in LESION_METRICS:
         metric = MSLesionMetric(name)
         batch = list_data_collate([{"p": pred, "r": ref}, {"p": empty, "r": empty}])
         values = metric(batch["p"], batch["r"])  # a collated batch: one affine per item
         assert values.shape == (2, 1)
-        both_empty = ms_lesion_case_metrics(mask([]), mask([]))[name]
-        np.testing.assert_allclose(values[:, 0].numpy(), [EXPECTED_18[name], both_empty], rtol=1e-6)
+        both_empty = ms_lesion_case_metrics(mask([]), mask([]), metric_names=(name,))[name]
+        np.testing.assert_allclose(values[:, 0].numpy(), [expected_18[name], both_empty], rtol=1e-6)
         metric([pred], [ref])  # a list of channel-first items accumulates alike
         assert metric.get_buffer().shape == (3, 1)
-        expected_mean = (2 * EXPECTED_18[name] + both_empty) / 3
+        expected_mean = (2 * expected_18[name] + both_empty) / 3
         assert metric.aggregate().item() == pytest.approx(expected_mean, rel=1e-6)
 
     one_hot = torch.cat([1 - pred.as_tensor(), pred.as_tensor()])[None]  # (1, 2, ...) background + lesion
@@ -233,6 +298,12 @@ def test_invalid_arguments() -> None:
         MSLesionMetric("dice")(torch.zeros(1, 3, 4, 4, 4), torch.zeros(1, 3, 4, 4, 4))
     with pytest.raises(ValueError, match="distinct"):
         ms_lesion_handlers(rater_keys=["label", "label"])
+    with pytest.raises(ValueError, match="distinct"):
+        lesion_handlers(["dice", "iou", "dice"])
+    with pytest.raises(ValueError, match="metric_name"):
+        lesion_handlers(["dice", "jaccard"])
+    with pytest.raises(ValueError, match="unknown"):
+        ms_lesion_case_metrics(mask([]), mask([]), metric_names=("jaccard",))
 
 
 # -------------------------------------------------------------------------------------- challenge score
@@ -394,3 +465,65 @@ def test_single_label_key_names_and_batch_dict_output() -> None:
     assert engine.state.metrics["ltpr"] == pytest.approx(1 / 2)
     assert engine.state.metrics["dice_consensus"] == pytest.approx(1.0)
     assert isinstance(handlers["dice"], MSLesionHandler)
+
+
+# One reference, no raters (stroke), 26-connectivity by default; case D has both masks empty:
+#
+# case  prediction  reference   Dice  IoU  n_lesions  ref_n_lesions  LTPR  LFPR
+# A     P1 + P2     R1 + R2     2/9   1/8  2          2              1/2   1/2   (P2 one lesion under 26)
+# B     empty       {(2,2,2)}   0     0    0          1              0     1
+# C     {(1,1,1)}   {(1,1,1)}   1     1    1          1              1     0
+# D     empty       empty       1     1    0          0              1     0
+STROKE_CASES = {
+    "A": (P1 + P2, R1 + R2),
+    "B": ([], [(2, 2, 2)]),
+    "C": ([(1, 1, 1)], [(1, 1, 1)]),
+    "D": ([], []),
+}
+STROKE_HAND = {
+    "dice": [2 / 9, 0, 1, 1],
+    "iou": [1 / 8, 0, 1, 1],
+    "n_lesions": [2, 0, 1, 0],
+    "ref_n_lesions": [2, 1, 1, 0],
+    "ltpr": [1 / 2, 0, 1, 1],
+    "lfpr": [1 / 2, 1, 0, 0],
+}
+
+
+def test_lesion_handlers_names_and_engine(tmp_path) -> None:
+    items = [
+        {"pred_seg": item(p, name=f"case_{n}"), "seg": item(r, name=f"case_{n}")}
+        for n, (p, r) in STROKE_CASES.items()
+    ]
+    handlers = lesion_handlers(list(STROKE_HAND), label_key="seg", pred_key="pred_seg", prefix="val_")
+    assert list(handlers) == [f"val_{m}" for m in STROKE_HAND]  # no rater suffix, whatever the label key
+    assert all(isinstance(h, MSLesionHandler) for h in handlers.values())
+    assert list(lesion_handlers(["dice", "iou"])) == ["dice", "iou"]
+
+    engine = Engine(lambda _engine, batch: batch)
+    for name, handler in handlers.items():
+        handler.attach(engine, name)
+    MetricsSaver(
+        save_dir=str(tmp_path),
+        metrics="*",
+        metric_details="*",
+        batch_transform=lambda batch: [it["seg"].meta for it in batch],
+    ).attach(engine)
+    engine.run([items[:2], items[2:]], max_epochs=1)  # lists of item dicts, as after decollating
+
+    for metric, values in STROKE_HAND.items():
+        name = f"val_{metric}"
+        assert isinstance(engine.state.metrics[name], float)
+        assert engine.state.metrics[name] == pytest.approx(sum(values) / 4, rel=1e-6), name
+        np.testing.assert_allclose(engine.state.metric_details[name].reshape(-1), values, rtol=1e-6)
+    with open(tmp_path / "val_iou_raw.csv") as f:
+        rows = list(csv.reader(f))
+    assert [r[0] for r in rows[1:]] == ["case_A", "case_B", "case_C", "case_D"]
+    np.testing.assert_allclose([float(r[1]) for r in rows[1:]], STROKE_HAND["iou"], atol=1e-4)
+
+    # 26-connectivity is the default here; with 18 the corner pair P2 of case A counts as two lesions
+    handlers18 = lesion_handlers(["n_lesions"], label_key="seg", pred_key="pred_seg", connectivity=18)
+    engine = Engine(lambda _engine, batch: batch)
+    handlers18["n_lesions"].attach(engine, "n_lesions")
+    engine.run([items], max_epochs=1)
+    assert engine.state.metrics["n_lesions"] == pytest.approx((3 + 0 + 1 + 0) / 4)
