@@ -66,7 +66,8 @@ class BundleApplication(Application):
     """An app over one bundle: input (NIfTI or DICOM, from ``-i``) -> :class:`BundleInferenceOperator`.
 
     Subclasses set ``channels`` (the bundle's input channels, named as the DICOM selections), ``slice_wise``,
-    ``default_rules`` (DICOM series selection), and implement :meth:`compose_outputs`; they may override
+    ``default_rules`` (DICOM series selection), optionally ``config_overrides`` (bundle config ids set for
+    the run), and implement :meth:`compose_outputs`; they may override
     :meth:`find_nifti_cases` and :meth:`extra_items`. ``-i``/``-o``/``-m`` are the SDK's options (or
     ``HOLOSCAN_INPUT_PATH``/``HOLOSCAN_OUTPUT_PATH``/``HOLOSCAN_MODEL_PATH``).
 
@@ -81,6 +82,7 @@ class BundleApplication(Application):
     channels: tuple[str, ...] = (IMAGE,)
     slice_wise: bool = False
     default_rules: dict[str, Any] = ANY_MR_SERIES
+    config_overrides: dict[str, Any] = {}
 
     def __init__(
         self,
@@ -111,6 +113,8 @@ class BundleApplication(Application):
             config_names=self.config_names,
             extra_items=self.extra_items(),
             slice_wise=self.slice_wise,
+            input_channels=len(self.channels),
+            config_overrides=self.config_overrides,
             name="bundle_inference",
         )
         if input_kind(input_path) == "nifti":

@@ -99,7 +99,8 @@ class CombineRatersd(MapTransform):
 
     The rule is ``rater`` when given, else the item's ``rater_key`` value (the ISBI 2015 adapter writes
     its rule into every labelled item as ``"rater"``). A label with one rater passes through binarised,
-    so the same transform serves datalists made for a single rater.
+    with or without a rule, so the same transform serves datalists made for a single rater and items
+    without ``"rater"`` (MONAI Label's ``{"image", "label"}``).
 
     Args:
         keys: keys of the stacked masks (``"label"``).
@@ -123,10 +124,12 @@ class CombineRatersd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         rule = self.rater if self.rater is not None else d.get(self.rater_key)
-        if rule is None:
-            raise KeyError(
-                f"{type(self).__name__}: no rater was given and the item has no {self.rater_key!r}"
-            )
         for key in self.key_iterator(d):
-            d[key] = combine_raters(d[key], rule)
+            if rule is None and d[key].shape[0] > 1:
+                raise KeyError(
+                    f"{type(self).__name__}: {d[key].shape[0]} rater masks in {key!r}, but no rater rule was "
+                    f"given and the item has no {self.rater_key!r}"
+                )
+            # one mask (e.g. an item from MONAI Label's datastore): no rule is needed to pass it through
+            d[key] = combine_raters(d[key], 1 if rule is None else rule)
         return d

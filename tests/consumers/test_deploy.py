@@ -38,6 +38,7 @@ pytestmark = pytest.mark.deploy
 REPO = Path(__file__).resolve().parents[2]
 BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "metadata.json").is_file())
 BRATS_CHANNELS = ["FLAIR", "T1", "T1ce", "T2"]
+MS_CHANNELS = ["FLAIR", "MPRAGE", "PD", "T2"]  # the images; the bundle adds tissue masks itself
 SLICE_SPACING = (0.9, 1.1, 4.0)  # anisotropic, so that a spacing mix-up shows in the affine
 
 
@@ -53,8 +54,11 @@ def app_kinds(card: dict[str, Any]) -> set[str]:
     masks = any(o.get("format") in ("segmentation", "labels") for o in outputs.values())
     classes = any(o.get("type") == "probabilities" or o.get("spatial_shape") == [] for o in outputs.values())
     kinds = set()
-    if list(image.get("channel_def", {}).values()) == BRATS_CHANNELS and masks:
+    channel_names = list(image.get("channel_def", {}).values())
+    if channel_names == BRATS_CHANNELS and masks:
         kinds.add("volume_segmentation")
+    if channel_names[: len(MS_CHANNELS)] == MS_CHANNELS and masks:
+        kinds.add("ms_lesion_segmentation")
     if image.get("num_channels") == 1 and masks and classes:
         kinds.add("slice_segmentation_classification")
     if image.get("num_channels") == 1 and classes:
@@ -86,6 +90,7 @@ def sdk():
     pytest.importorskip("monai.deploy.core", reason="needs the MONAI Deploy environment: make deploy-env")
     pytest.importorskip("highdicom")
     from apps.deploy.image_classification.app import ImageClassificationApp
+    from apps.deploy.ms_lesion_segmentation.app import MSLesionSegmentationApp
     from apps.deploy.slice_segmentation_classification.app import SliceSegmentationClassificationApp
     from apps.deploy.volume_segmentation.app import VolumeSegmentationApp
 
@@ -93,6 +98,7 @@ def sdk():
         "slice_segmentation_classification": SliceSegmentationClassificationApp,
         "volume_segmentation": VolumeSegmentationApp,
         "image_classification": ImageClassificationApp,
+        "ms_lesion_segmentation": MSLesionSegmentationApp,
     }
 
 
@@ -106,6 +112,7 @@ MASK_HEADS = {
         "aux_heads.et": (1, 0.5),
         "aux_heads.ncr": (2, 0.5),
     },
+    "multitask_unet3d_ms_lesion_segmentation": {"lesion_head": (0, 0.9)},
 }
 
 
@@ -113,6 +120,8 @@ def calibration_batch(bundle: str, folder: Path):
     """2D network inputs from the phantoms the tests use, min-max scaled per channel."""
     import torch
 
+    if "ms_lesion_segmentation" in app_kinds(model_card(bundle)):
+        return ms_calibration_batch(folder, bundle)
     if "volume_segmentation" in app_kinds(model_card(bundle)):
         case = brats_case(folder, bundle)
         from common.data.brats import BRATS_MODALITIES
@@ -171,7 +180,9 @@ def run_app(sdk, kind: str, bundle_ts: Path, bundle: str, input_path: Path, outp
     return output
 
 
-def run_bundle_inference(bundle: str, model_pt: Path, dataset_dir: Path, output_dir: Path) -> Path:
+def run_bundle_inference(
+    bundle: str, model_pt: Path, dataset_dir: Path, output_dir: Path, **overrides: Any
+) -> Path:
     """The bundle's own ``inference.json`` (+ smoke test) on ``dataset_dir``: the reference outputs."""
     from monai.bundle import ConfigWorkflow
 
@@ -184,6 +195,7 @@ def run_bundle_inference(bundle: str, model_pt: Path, dataset_dir: Path, output_
         ckpt_path=str(model_pt),
         dataset_dir=str(dataset_dir),
         output_dir=str(output_dir),
+        **overrides,
     )
     workflow.initialize()
     workflow.run()
@@ -320,7 +332,13 @@ def _names(requirements: list[str]) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "kind", ["slice_segmentation_classification", "volume_segmentation", "image_classification"]
+    "kind",
+    [
+        "slice_segmentation_classification",
+        "volume_segmentation",
+        "image_classification",
+        "ms_lesion_segmentation",
+    ],
 )
 def test_app_folder_packages(kind):
     """What ``monai-deploy package`` reads: app.yaml with a title and resources, a requirements.txt that holds
@@ -566,6 +584,149 @@ def test_volume_app_reports_bad_inputs(sdk, exported, tmp_path, bundle):
         )
     with pytest.raises(ValueError, match=r"dicom: no series for \['t1ce'\].*'FLAIR', 'T1', 'T2'"):
         run_app(sdk, "volume_segmentation", model_ts, bundle, tmp_path / "dicom", tmp_path / "out_dicom")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 3D MS lesion segmentation (multi-input 3D U-Net): four images in, tissue masks made by the bundle
+# ------------------------------------------------------------------------------------------------------------
+
+
+def ms_phantom(folder: Path, bundle: str) -> Path:
+    """One ISBI 2015 phantom time point at smoke size, without its tissue maps (so that the app and the
+    bundle both compute them); returns the data set root. Intensities are rounded to int16 values, as the
+    DICOM series written from them hold."""
+    import shutil
+
+    from common.data import make_isbi2015_phantoms
+
+    smoke = json.loads((REPO / "bundles" / bundle / "configs" / "smoke_test.json").read_text())["phantom"]
+    make_isbi2015_phantoms(folder, **{**smoke, "n_patients": 1, "timepoints": 1})
+    for tissues in folder.rglob("tissues"):
+        shutil.rmtree(tissues)
+    for path in folder.rglob("*_pp.nii"):
+        image = nib.load(path)
+        save_nifti(np.round(np.asarray(image.dataobj)).astype(np.int16), image.affine, path)
+    return folder
+
+
+def ms_images(root: Path) -> dict[str, Path]:
+    """Modality -> file of the one phantom time point under ``root``."""
+    from common.data.isbi2015 import ISBI2015_MODALITIES
+
+    return {m: next(root.rglob(f"*_{m}_pp.nii")) for m in ISBI2015_MODALITIES}
+
+
+def assert_masks_agree(mask: np.ndarray, reference: np.ndarray) -> None:
+    """Two runs that each compute tissue masks agree up to ITK's multithreading: N4 sums in an order that
+    depends on the threads' scheduling, and a float-rounding change can move a borderline tissue voxel, so a
+    few lesion voxels (0.1 % of a smoke-size volume at most, seen under load) may differ between runs."""
+    assert mask.shape == reference.shape
+    differing = float(np.mean(mask != reference))
+    dice = 2 * np.sum((mask > 0) & (reference > 0)) / max(np.sum(mask > 0) + np.sum(reference > 0), 1)
+    assert differing < 0.005 and dice > 0.95, (differing, dice)
+
+
+def ms_calibration_batch(folder: Path, bundle: str):
+    """The multi-input network's input on a phantom: z-scored images inside the brain and the phantom's own
+    CSF, GM and WM masks, ``(1, 7, X, Y, Z)``."""
+    import torch
+
+    from common.data import make_isbi2015_phantoms
+
+    smoke = json.loads((REPO / "bundles" / bundle / "configs" / "smoke_test.json").read_text())["phantom"]
+    make_isbi2015_phantoms(folder, **{**smoke, "n_patients": 1, "timepoints": 1})
+    images = ms_images(folder)
+    volume = np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in images.values()])
+    brain = volume[0] != 0
+    volume[:, brain] = (volume[:, brain] - volume[:, brain].mean(1, keepdims=True)) / volume[:, brain].std(
+        1, keepdims=True
+    )
+    tissue = np.asarray(nib.load(next(folder.rglob("*_tissues.nii.gz"))).dataobj)
+    masks = np.stack([tissue == k for k in (1, 2, 3)]).astype(np.float32)
+    channels = model_card(bundle)["network_data_format"]["inputs"]["image"]["num_channels"]
+    batch = np.concatenate([volume, masks])[:channels]
+    return torch.as_tensor(batch[None])
+
+
+@pytest.mark.parametrize("bundle", bundles_of("ms_lesion_segmentation"))
+def test_ms_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle):
+    """An ISBI 2015 folder (four files per time point) and the same time point as one 4D file: the lesion
+    mask on the input's grid and affine, equal to the bundle's own inference (tissue masks computed by both;
+    up to ITK's threading, :func:`assert_masks_agree`)."""
+    model_pt, model_ts = exported(bundle)
+    root = ms_phantom(tmp_path / "data", bundle)
+    images = ms_images(root)
+    source = nib.load(images["flair"])
+    case = images["flair"].name.split("_flair")[0]
+    out = run_app(sdk, "ms_lesion_segmentation", model_ts, bundle, root, tmp_path / "out")
+    ref = run_bundle_inference(
+        bundle, model_pt, root, tmp_path / "ref", tissue_cache_dir=str(tmp_path / "cache")
+    )
+    mask = nib.load(out / f"{case}_lesion.nii.gz")
+    assert mask.shape == source.shape
+    np.testing.assert_allclose(mask.affine, source.affine, atol=1e-6)
+    lesion = np.asarray(mask.dataobj)
+    assert set(np.unique(lesion)) == {0, 1}  # calibrated head: not trivial
+    assert_masks_agree(lesion, np.asarray(nib.load(ref / f"{case}_lesion.nii.gz").dataobj))
+
+    stacked = np.stack([np.asarray(nib.load(p).dataobj) for p in images.values()], -1)
+    four_d = save_nifti(stacked, source.affine, tmp_path / "4d" / "tp4d.nii.gz")
+    out_4d = run_app(sdk, "ms_lesion_segmentation", model_ts, bundle, four_d, tmp_path / "out_4d")
+    mask_4d = nib.load(out_4d / "tp4d_lesion.nii.gz")
+    np.testing.assert_allclose(mask_4d.affine, source.affine, atol=1e-6)
+    assert_masks_agree(np.asarray(mask_4d.dataobj), lesion)
+
+
+@pytest.mark.parametrize("bundle", bundles_of("ms_lesion_segmentation"))
+def test_ms_app_on_four_dicom_series(sdk, exported, tmp_path, bundle):
+    """Four MR series of one study, out of channel order, told apart by Series Description: the mask equals
+    the NIfTI run's on the same affine (:func:`assert_masks_agree`); the SEG has one segment per slice and
+    references the FLAIR series; a study without a PD series is one error naming what is missing."""
+    _, model_ts = exported(bundle)
+    root = ms_phantom(tmp_path / "data", bundle)
+    images = ms_images(root)
+    source = nib.load(images["flair"])
+    study, uids = new_study(), {}
+    order = [("t2", "T2"), ("pd", "PD"), ("flair", "FLAIR"), ("mprage", "MPRAGE")]
+    for number, (modality, description) in enumerate(order, start=1):
+        image = nib.load(images[modality])
+        uids[modality] = write_dicom_series(
+            np.asarray(image.dataobj), image.affine, tmp_path / "dicom", description=description,
+            series_number=number, study=study,
+        )  # fmt: skip
+    from_nifti = run_app(sdk, "ms_lesion_segmentation", model_ts, bundle, root, tmp_path / "out_nifti")
+    from_dicom = run_app(
+        sdk, "ms_lesion_segmentation", model_ts, bundle, tmp_path / "dicom", tmp_path / "out_dicom"
+    )
+    (reference_file,) = from_nifti.glob("*_lesion.nii.gz")
+    (mask_file,) = from_dicom.glob("*_lesion.nii.gz")
+    mask = nib.load(mask_file)
+    assert mask.shape == source.shape
+    np.testing.assert_allclose(mask.affine, source.affine, atol=1e-4)
+    lesion = np.asarray(mask.dataobj)
+    assert_masks_agree(lesion, np.asarray(nib.load(reference_file).dataobj))
+    check_seg(read_seg(from_dicom), lesion, tmp_path / "dicom", uids["flair"], ["MS lesion"])
+
+    for path in (tmp_path / "dicom").glob(f"{2:02d}_*.dcm"):  # series 2 is PD
+        path.unlink()
+    with pytest.raises(ValueError, match=r"dicom: no series for \['pd'\].*'FLAIR', 'MPRAGE', 'T2'"):
+        run_app(sdk, "ms_lesion_segmentation", model_ts, bundle, tmp_path / "dicom", tmp_path / "out_bad")
+
+
+@pytest.mark.parametrize("bundle", bundles_of("ms_lesion_segmentation"))
+def test_ms_app_reports_bad_inputs(sdk, exported, tmp_path, bundle):
+    """One error naming the input and the problem: a 3D file where four images are needed; an ISBI 2015
+    time point without its PD image."""
+    _, model_ts = exported(bundle)
+    root = ms_phantom(tmp_path / "data", bundle)
+    images = ms_images(root)
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(str(images['flair']))}: expected a 4D image with 4 channels"
+    ):
+        run_app(sdk, "ms_lesion_segmentation", model_ts, bundle, images["flair"], tmp_path / "out")
+    images["pd"].unlink()
+    with pytest.raises(ValueError, match=r"pd"):
+        run_app(sdk, "ms_lesion_segmentation", model_ts, bundle, root, tmp_path / "out_missing")
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -272,8 +272,10 @@ def test_combine_raters_rules_by_hand() -> None:
         combine_raters(r, 4)
     with pytest.raises(ValueError, match="rater must be"):
         combine_raters(r, "mean")
-    with pytest.raises(KeyError, match="'rater'"):
+    with pytest.raises(KeyError, match="3 rater masks .*'rater'"):
         CombineRatersd("label")({"label": r})
+    # one mask and no rule (MONAI Label's items): binarised as it is
+    assert CombineRatersd("label")({"label": single})["label"].tolist() == [[[0.0, 1.0], [1.0, 0.0]]]
     assert CombineRatersd("label", rater="union")({"label": r, "rater": 1})["label"].sum() == 3
 
 

@@ -388,3 +388,30 @@ def test_bad_input_names_the_file(phantom, tmp_path) -> None:
         TissueMasksd("image")({"image": image[0]})
     with pytest.raises(ValueError, match="one image key"):
         TissueMasksd(["image", "flair"])
+
+
+def test_geometry_noise_does_not_reach_ants() -> None:
+    """Float noise in the affine (a float32 NIfTI header, DICOM positions as decimal strings) gives ANTs
+    the same grid, so N4, which is sensitive to spacing, segments the same image identically."""
+    affine = np.array([[-0.9375, 0, 0, 120.5], [0, 0.9375, 0, -98.25], [0, 0, 4.0, -30.0], [0, 0, 0, 1]])
+    noisy = affine + np.random.default_rng(0).uniform(-2e-6, 2e-6, size=(4, 4)) * [1, 1, 1, 0]
+    exact, jittered = ants_geometry(affine), ants_geometry(noisy)
+    assert exact["spacing"] == jittered["spacing"] == (0.9375, 0.9375, 4.0)
+    assert exact["origin"] == jittered["origin"] == (-120.5, 98.25, -30.0)
+    np.testing.assert_array_equal(exact["direction"], jittered["direction"])
+    np.testing.assert_array_equal(exact["direction"], np.diag([1.0, -1.0, 1.0]))  # RAS -> LPS
+
+
+def test_user_masks_from_a_file(phantom, tmp_path, monkeypatch) -> None:
+    """A tissue map given as a path (as the ISBI 2015 datalists carry it) is read by the transform itself."""
+    monkeypatch.setattr(ants, "atropos", lambda *a, **k: pytest.fail("ANTs must not run"))
+    path = tmp_path / "case01_tissues.nii.gz"
+    nib.save(nib.Nifti1Image(phantom["truth"].astype(np.uint8), phantom["affine"]), path)
+    out = TissueMasksd("image", tissue_key="tissue_map", output="labels")(
+        {"image": four_modalities(phantom), "tissue_map": str(path)}
+    )
+    np.testing.assert_array_equal(out["tissue"][0].numpy(), phantom["truth"])
+    with pytest.raises(DataFormatError, match="missing.nii.gz: cannot read tissue masks"):
+        TissueMasksd("image", tissue_key="tissue_map")(
+            {"image": four_modalities(phantom), "tissue_map": str(tmp_path / "missing.nii.gz")}
+        )

@@ -74,6 +74,10 @@ class BundleInferenceOperator(MonaiBundleInferenceOperator):
         extra_items: added to each item before pre-processing (e.g. ``{"layout": "brats2023"}`` for the label
             codes ``FromCanonicalBraTSLabelsd`` writes).
         slice_wise: run a 2D bundle on each slice (last axis) of a 3D input and stack the outputs.
+        input_channels: channels the app hands in, when the pre-processing adds channels of its own (the
+            MS bundle's tissue masks: 4 images in, 7 network channels); default: the model card's.
+        config_overrides: config ids set before the pre- and post-processing are parsed (e.g.
+            ``{"tissue_cache_dir": None}``), as ``--id value`` does on the command line.
     """
 
     def __init__(
@@ -86,9 +90,13 @@ class BundleInferenceOperator(MonaiBundleInferenceOperator):
         output_keys: Sequence[str] | None = None,
         extra_items: Mapping[str, Any] | None = None,
         slice_wise: bool = False,
+        input_channels: int | None = None,
+        config_overrides: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ):
         self._requested_keys = list(output_keys) if output_keys else None
+        self._input_channels = input_channels
+        self._config_overrides = dict(config_overrides or {})
         self._extra_items = dict(extra_items or {})
         self._slice_wise = slice_wise
         self._network_ready = False
@@ -104,6 +112,13 @@ class BundleInferenceOperator(MonaiBundleInferenceOperator):
         )
 
     # -- model and configs -------------------------------------------------------------------------------
+
+    def _get_compose(self, obj_name: str, disallowed_prefixes: Any) -> Any:
+        """The SDK's parsing of ``preprocessing``/``postprocessing``, after the overrides are set."""
+        for key, value in self._config_overrides.items():
+            if self._parser.get(key, "<absent>") != value:
+                self._parser[key] = value  # resets the parser's resolved references
+        return super()._get_compose(obj_name, disallowed_prefixes)
 
     def _resolve_network(self) -> None:
         """Finish parsing the bundle and pick the network: the context's model, else ``bundle_path``."""
@@ -154,9 +169,9 @@ class BundleInferenceOperator(MonaiBundleInferenceOperator):
         """Pre-process, predict, post-process one channel-first array; per slice when ``slice_wise``."""
         self._resolve_network()
         source = meta.get("filename_or_obj", meta.get("case", "input"))
-        expected = self._inputs.get(IMAGE, {}).get("num_channels")
+        expected = self._input_channels or self._inputs.get(IMAGE, {}).get("num_channels")
         if expected is not None and array.shape[0] != int(expected):
-            names = list((self._inputs[IMAGE].get("channel_def") or {}).values())
+            names = list((self._inputs[IMAGE].get("channel_def") or {}).values())[: int(expected)]
             raise DataFormatError(
                 source, f"{array.shape[0]} channel(s), the bundle expects {expected} {names}".rstrip()
             )

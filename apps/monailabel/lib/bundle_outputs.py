@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai.bundle import ConfigParser
+
 LABEL_MAP_FORMATS = ("segmentation", "labels")
 
 
@@ -87,11 +89,16 @@ def _image_level_targets(train_json: Path, classes: Mapping[str, list[str]]) -> 
     """
     if not train_json.is_file():
         return {}
-    heads = json.loads(train_json.read_text()).get("heads", {}).get("heads", {})
+    # the head spec may be an expression (the MS bundle picks its heads by variant): let MONAI parse it
+    parser = ConfigParser()
+    parser.read_config(str(train_json))
+    if "heads" not in parser:
+        return {}
+    parser["bundle_root"] = str(train_json.parent.parent)
     targets = {}
-    for name, head in heads.items():
-        if head.get("image_level") and isinstance(head.get("target"), str):
-            names = classes.get(f"pred_{name}")
+    for head in parser.get_parsed_content("heads"):
+        if head.image_level and isinstance(head.target, str):
+            names = classes.get(f"pred_{head.name}")
             if names:
-                targets[head["target"]] = names
+                targets[head.target] = names
     return targets
