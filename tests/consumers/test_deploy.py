@@ -63,6 +63,8 @@ def app_kinds(card: dict[str, Any]) -> set[str]:
         kinds.add("slice_segmentation_classification")
     if image.get("num_channels") == 1 and classes:
         kinds.add("image_classification")
+    if image.get("num_channels") == 1 and masks and not classes:
+        kinds.add("lesion_segmentation")
     return kinds
 
 
@@ -90,6 +92,7 @@ def sdk():
     pytest.importorskip("monai.deploy.core", reason="needs the MONAI Deploy environment: make deploy-env")
     pytest.importorskip("highdicom")
     from apps.deploy.image_classification.app import ImageClassificationApp
+    from apps.deploy.lesion_segmentation.app import LesionSegmentationApp
     from apps.deploy.ms_lesion_segmentation.app import MSLesionSegmentationApp
     from apps.deploy.slice_segmentation_classification.app import SliceSegmentationClassificationApp
     from apps.deploy.volume_segmentation.app import VolumeSegmentationApp
@@ -99,6 +102,7 @@ def sdk():
         "volume_segmentation": VolumeSegmentationApp,
         "image_classification": ImageClassificationApp,
         "ms_lesion_segmentation": MSLesionSegmentationApp,
+        "lesion_segmentation": LesionSegmentationApp,
     }
 
 
@@ -113,6 +117,7 @@ MASK_HEADS = {
         "aux_heads.ncr": (2, 0.5),
     },
     "multitask_unet3d_ms_lesion_segmentation": {"lesion_head": (0, 0.9)},
+    "unetpp_edge_stroke_lesion_segmentation": {"unetpp.final_conv_0_4": (0, 0.9)},
 }
 
 
@@ -122,6 +127,8 @@ def calibration_batch(bundle: str, folder: Path):
 
     if "ms_lesion_segmentation" in app_kinds(model_card(bundle)):
         return ms_calibration_batch(folder, bundle)
+    if "lesion_segmentation" in app_kinds(model_card(bundle)):
+        return stroke_calibration_batch(folder, bundle)
     if "volume_segmentation" in app_kinds(model_card(bundle)):
         case = brats_case(folder, bundle)
         from common.data.brats import BRATS_MODALITIES
@@ -233,14 +240,21 @@ def write_dicom_series(
     description: str,
     series_number: int,
     study: dict[str, str],
+    modality: str = "MR",
+    intercept: int = 0,
 ) -> str:
-    """Write ``volume`` (X, Y, Z; int16) as an MR series; returns its SeriesInstanceUID.
+    """Write ``volume`` (X, Y, Z; int16) as an MR (or CT) series; returns its SeriesInstanceUID.
+
+    ``intercept``: the stored pixels are ``volume - intercept`` with that RescaleIntercept (a CT stored as
+    unsigned values with intercept -1024, as scanners write it), so a reader must apply the rescale.
 
     Geometry from the RAS ``affine``: DICOM's patient space is LPS; index X runs along a row (columns), Y down
     a column (rows), so a slice's pixel array (rows, columns) is ``volume[:, :, k].T``.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import MRImageStorage, generate_uid
+    from pydicom.uid import CTImageStorage, MRImageStorage, generate_uid
+
+    storage = CTImageStorage if modality == "CT" else MRImageStorage
 
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine, dtype=float)
     step_x, step_y, step_z = lps[:3, 0], lps[:3, 1], lps[:3, 2]
@@ -252,29 +266,32 @@ def write_dicom_series(
     for k in range(volume.shape[2]):
         position = (lps @ np.array([0.0, 0.0, k, 1.0]))[:3]
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
+        meta.MediaStorageSOPClassUID = storage
         meta.MediaStorageSOPInstanceUID = generate_uid()
         meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"  # explicit VR little endian
         ds = Dataset()
         ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.SOPClassUID, ds.SOPInstanceUID = storage, meta.MediaStorageSOPInstanceUID
         ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Phantom^Deploy", "PH001", "", "O"
         ds.StudyInstanceUID, ds.FrameOfReferenceUID = study["study"], study["frame"]
         ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "120000", "1", "A1"
         ds.ReferringPhysicianName, ds.StudyDescription = "", "deploy test"
         ds.SeriesInstanceUID, ds.SeriesNumber, ds.SeriesDescription = series_uid, series_number, description
-        ds.Modality, ds.Manufacturer, ds.PatientPosition = "MR", "phantom", "HFS"
+        ds.Modality, ds.Manufacturer, ds.PatientPosition = modality, "phantom", "HFS"
         ds.InstanceNumber = k + 1
         ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*row_cosine, *column_cosine)]
         ds.ImagePositionPatient = [f"{v:.6f}" for v in position]
         ds.PixelSpacing = [f"{spacing_y:.6f}", f"{spacing_x:.6f}"]  # between rows, between columns
         ds.SliceThickness = f"{float(np.linalg.norm(step_z)):.6f}"
         ds.SliceLocation = f"{float(normal @ position):.6f}"
-        pixels = np.ascontiguousarray(volume[:, :, k].T.astype(np.int16))
+        stored = volume[:, :, k].T.astype(np.int32) - intercept
+        unsigned = intercept < 0
+        pixels = np.ascontiguousarray(stored.astype(np.uint16 if unsigned else np.int16))
         ds.Rows, ds.Columns = pixels.shape
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleIntercept, ds.RescaleSlope = "0", "1"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+        ds.PixelRepresentation = 0 if unsigned else 1
+        ds.RescaleIntercept, ds.RescaleSlope = str(intercept), "1"
         ds.PixelData = pixels.tobytes()
         ds.save_as(folder / f"{series_number:02d}_{k:03d}.dcm", enforce_file_format=True)
     return series_uid
@@ -338,6 +355,7 @@ def _names(requirements: list[str]) -> set[str]:
         "volume_segmentation",
         "image_classification",
         "ms_lesion_segmentation",
+        "lesion_segmentation",
     ],
 )
 def test_app_folder_packages(kind):
@@ -727,6 +745,113 @@ def test_ms_app_reports_bad_inputs(sdk, exported, tmp_path, bundle):
     images["pd"].unlink()
     with pytest.raises(ValueError, match=r"pd"):
         run_app(sdk, "ms_lesion_segmentation", model_ts, bundle, root, tmp_path / "out_missing")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# one-channel 3D lesion segmentation (the stroke bundle): MRI or CT volumes, slice-wise inside the bundle
+# ------------------------------------------------------------------------------------------------------------
+
+
+def stroke_phantoms(folder: Path, bundle: str, adapter: str) -> Path:
+    """Smoke-size phantoms of ``adapter`` (``"atlas"`` T1w MRI or ``"ncct"`` CT) in its own layout."""
+    from common.data import write_phantoms
+
+    smoke = json.loads((REPO / "bundles" / bundle / "configs" / "smoke_test.json").read_text())
+    write_phantoms(
+        adapter,
+        folder,
+        **{**smoke["phantoms"][adapter], **({"n_subjects": 2} if adapter == "atlas" else {"n_cases": 2})},
+    )
+    return folder
+
+
+def stroke_calibration_batch(folder: Path, bundle: str):
+    """Axial slices of an ATLAS phantom scaled as the bundle scales MRI (0.5-99.5th percentiles to [0, 1])."""
+    import torch
+
+    root = stroke_phantoms(folder, bundle, "atlas")
+    volume = np.asarray(nib.load(next(root.rglob("*_T1w.nii.gz"))).dataobj, dtype=np.float32)
+    lo, hi = np.percentile(volume, [0.5, 99.5])
+    volume = np.clip((volume - lo) / (hi - lo), 0, 1)
+    z = volume.shape[-1]
+    batch = np.moveaxis(volume[..., z // 4 : 3 * z // 4], -1, 0)[:, None]
+    return torch.as_tensor(batch, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("bundle", bundles_of("lesion_segmentation"))
+@pytest.mark.parametrize("adapter", ["atlas", "ncct"])
+def test_lesion_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle, adapter):
+    """An ATLAS (MRI) or NCCT (CT) folder: one mask per scan (the masks beside the images are not cases), on
+    the scan's grid and affine, equal to the bundle's own inference with the same data set's scaling."""
+    from common.data import get_adapter
+
+    model_pt, model_ts = exported(bundle)
+    root = stroke_phantoms(tmp_path / "data", bundle, adapter)
+    out = run_app(sdk, "lesion_segmentation", model_ts, bundle, root, tmp_path / "out")
+    ref = run_bundle_inference(bundle, model_pt, root, tmp_path / "ref", adapter=adapter)
+    items = get_adapter(adapter).find_cases(root).items
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{i['case']}_lesion.nii.gz" for i in items)
+    for item in items:
+        source = nib.load(root / item["image"])
+        mask = nib.load(out / f"{item['case']}_lesion.nii.gz")
+        assert mask.shape == source.shape
+        np.testing.assert_allclose(mask.affine, source.affine, atol=1e-6)
+        reference = np.asarray(nib.load(ref / f"{item['case']}_lesion.nii.gz").dataobj)
+        np.testing.assert_array_equal(np.asarray(mask.dataobj), reference)
+    if adapter == "atlas":  # the calibrated head (on MRI) makes a non-trivial mask
+        assert set(np.unique(np.asarray(mask.dataobj))) == {0, 1}
+
+
+@pytest.mark.parametrize("bundle", bundles_of("lesion_segmentation"))
+def test_lesion_app_on_a_ct_dicom_series(sdk, exported, tmp_path, bundle):
+    """A CT series stored as scanners store it (unsigned pixels, RescaleIntercept -1024): read as Hounsfield
+    units and windowed as CT, so the mask equals the NIfTI run's on the same affine; the SEG references it.
+    The same values without the intercept are not Hounsfield units: one error naming the series."""
+    _, model_ts = exported(bundle)
+    root = stroke_phantoms(tmp_path / "data", bundle, "ncct")
+    image_file = sorted((root / "images").glob("*.nii.gz"))[0]
+    image = nib.load(image_file)
+    volume = np.asarray(image.dataobj).astype(np.int16)
+    nifti_dir = tmp_path / "nifti" / "images"
+    save_nifti(volume, image.affine, nifti_dir / image_file.name)
+    uid = write_dicom_series(
+        volume, image.affine, tmp_path / "dicom", description="Head NCCT", series_number=2,
+        study=new_study(), modality="CT", intercept=-1024,
+    )  # fmt: skip
+    from_nifti = run_app(sdk, "lesion_segmentation", model_ts, bundle, nifti_dir.parent, tmp_path / "out_n")
+    from_dicom = run_app(sdk, "lesion_segmentation", model_ts, bundle, tmp_path / "dicom", tmp_path / "out_d")
+    reference = np.asarray(nib.load(next(from_nifti.glob("*_lesion.nii.gz"))).dataobj)
+    (mask_file,) = from_dicom.glob("*_lesion.nii.gz")
+    mask = nib.load(mask_file)
+    assert mask.shape == volume.shape
+    np.testing.assert_allclose(mask.affine, image.affine, atol=1e-4)
+    lesion = np.asarray(mask.dataobj)
+    np.testing.assert_array_equal(lesion, reference)
+    check_seg(read_seg(from_dicom), lesion, tmp_path / "dicom", uid, ["stroke lesion"])
+
+    write_dicom_series(
+        volume + 1024, image.affine, tmp_path / "raw", description="Head NCCT", series_number=2,
+        study=new_study(), modality="CT",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="Hounsfield"):
+        run_app(sdk, "lesion_segmentation", model_ts, bundle, tmp_path / "raw", tmp_path / "out_raw")
+
+
+@pytest.mark.parametrize("bundle", bundles_of("lesion_segmentation"))
+def test_lesion_app_reports_bad_inputs(sdk, exported, tmp_path, bundle):
+    """One error naming the input and the problem: a 4D file where one 3D volume is needed; a CT folder
+    whose values were rescaled to [0, 1]."""
+    _, model_ts = exported(bundle)
+    four_d = save_nifti(np.zeros((8, 8, 8, 2), np.float32), np.eye(4), tmp_path / "bad" / "four_d.nii.gz")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(four_d))}: expected a 2D or 3D image"):
+        run_app(sdk, "lesion_segmentation", model_ts, bundle, four_d, tmp_path / "out")
+    root = stroke_phantoms(tmp_path / "data", bundle, "ncct")
+    first = sorted((root / "images").glob("*.nii.gz"))[0]
+    image = nib.load(first)
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    save_nifti((data - data.min()) / (data.max() - data.min()), image.affine, first)
+    with pytest.raises(ValueError, match=rf"{re.escape(first.name.split('.nii')[0])}.*Hounsfield"):
+        run_app(sdk, "lesion_segmentation", model_ts, bundle, root, tmp_path / "out_ct")
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -215,11 +215,36 @@ def isbi2015_studies(bundle: str, work: Path) -> Studies:
     return studies
 
 
+def stroke_studies(bundle: str, work: Path) -> Studies:
+    """One 3D NIfTI per scan, as the data set's adapter finds them (ATLAS T1w or CT), its lesion mask the
+    label (the union of an ATLAS R1.2 scan's masks)."""
+    from common.data import get_adapter, write_phantoms
+
+    smoke = _config(bundle, "smoke_test.json")
+    adapter = get_adapter(dataset_of(bundle))
+    write_phantoms(adapter, work / "phantoms", **smoke["phantoms"][adapter.name])
+    studies = Studies(work / "studies")
+    (work / "labels").mkdir(parents=True)
+    studies.folder.mkdir(parents=True)
+    for item in adapter.find_cases(work / "phantoms").items[:4]:
+        image = nib.load(work / "phantoms" / item["image"])
+        masks = item["label"] if isinstance(item["label"], list) else [item["label"]]
+        union = np.any([np.asarray(nib.load(work / "phantoms" / m).dataobj) > 0 for m in masks], 0)
+        name = f"{item['case']}.nii.gz"
+        shutil.copy(work / "phantoms" / item["image"], studies.folder / name)
+        nib.save(nib.Nifti1Image(union.astype(np.uint8), image.affine), work / "labels" / name)
+        studies.images[str(item["case"])] = studies.folder / name
+        studies.labels[str(item["case"])] = work / "labels" / name
+    return studies
+
+
 # data set adapter -> phantom studies writer; a bundle on a new data set adds one here
 STUDIES: dict[str, Callable[[str, Path], Studies]] = {
     "brats": brats_studies,
     "figshare": figshare_studies,
     "isbi2015": isbi2015_studies,
+    "atlas": stroke_studies,
+    "ncct": stroke_studies,
 }
 
 

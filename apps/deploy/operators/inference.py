@@ -60,6 +60,15 @@ def _stack_slices(parts: Sequence[Any], volume_ndim: int) -> np.ndarray:
     return np.stack([np.asarray(p) for p in parts], axis=-1)
 
 
+def _data_format_cause(err: BaseException) -> DataFormatError | None:
+    """The :class:`DataFormatError` behind ``err`` (MONAI's "applying transform ..." wrapper), if any."""
+    while err is not None:
+        if isinstance(err, DataFormatError):
+            return err
+        err = err.__cause__
+    return None
+
+
 class BundleInferenceOperator(MonaiBundleInferenceOperator):
     """Runs a bundle's exported TorchScript model (configs embedded) on an :class:`Image`; emits the result.
 
@@ -195,10 +204,13 @@ class BundleInferenceOperator(MonaiBundleInferenceOperator):
         tensor = MetaTensor.ensure_torch_and_prune_meta(
             np.ascontiguousarray(array, dtype=np.float32), monai_meta
         )
-        if is_map_compose(self._preproc):
-            data = self._preproc({IMAGE: tensor, **self._extra_items})
-        else:  # array transforms (or none): the image alone
-            data = {IMAGE: self._preproc(tensor), **self._extra_items}
+        try:
+            if is_map_compose(self._preproc):
+                data = self._preproc({IMAGE: tensor, **self._extra_items})
+            else:  # array transforms (or none): the image alone
+                data = {IMAGE: self._preproc(tensor), **self._extra_items}
+        except RuntimeError as err:  # MONAI wraps a transform's error: a bad input is the one error shown
+            raise _data_format_cause(err) or err from None
         with torch.no_grad():
             pred = self.predict(data[IMAGE][None].to(self._device))
         pred = ensure_tuple(pred)[0] if not isinstance(pred, torch.Tensor) else pred

@@ -1,0 +1,1 @@
+"""MONAI Deploy application; see :mod:`apps.deploy.lesion_segmentation.app`."""
