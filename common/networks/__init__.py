@@ -14,11 +14,20 @@ from .attention_r2unet import (
 from .mmran import MMRAN
 from .multihead import MultiHeadNetwork, TrainingHeads, heads_to_pred
 from .multitask_unet3d import TISSUE_CLASSES, MultiTaskUNet3D
+from .resnest import (
+    RESNEST_KEY_SCHEMES,
+    ResNeSAt,
+    ResNeSt,
+    ResNeStBottleneck,
+    ResNeStCheckpointReport,
+    load_resnest_checkpoint,
+)
 from .unetpp_edge import EDGE_BRANCHES, LowFrequencyFeatureModule, UNetPlusPlusEdge, strip_edge_branch
 
 __all__ = [
     "EDGE_BRANCHES",
     "MMRAN",
+    "RESNEST_KEY_SCHEMES",
     "TISSUE_CLASSES",
     "APRAttentionGate",
     "AttentionPreActivationResidual",
@@ -28,8 +37,13 @@ __all__ = [
     "MultiTaskUNet3D",
     "PreActivationConvBlock",
     "PreActivationResidualUnit",
+    "ResNeSAt",
+    "ResNeSt",
+    "ResNeStBottleneck",
+    "ResNeStCheckpointReport",
     "TrainingHeads",
     "UNetPlusPlusEdge",
     "heads_to_pred",
+    "load_resnest_checkpoint",
     "strip_edge_branch",
 ]

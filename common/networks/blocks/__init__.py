@@ -16,6 +16,8 @@ from .attention import (
 from .convolution import DoubleConv, conv_bn_relu
 from .multiscale_attention import DualPoolChannelAttention, MultiscaleModule
 from .pyramid_pooling import SpatialPyramidPooling
+from .spatial_attention import SpatialAttention
+from .split_attention import SplitAttentionConv, split_attention_inter_channels
 from .squeeze_excitation import SEWithDropout, se_reduction
 
 __all__ = [
@@ -27,10 +29,13 @@ __all__ = [
     "DualPoolChannelAttention",
     "MultiscaleModule",
     "SEWithDropout",
+    "SpatialAttention",
     "SpatialPyramidPooling",
+    "SplitAttentionConv",
     "attention_block",
     "attention_options",
     "conv_bn_relu",
     "has_multiscale",
     "se_reduction",
+    "split_attention_inter_channels",
 ]
