@@ -16,9 +16,11 @@ Adapters: :mod:`~common.data.figshare` (Figshare ``.mat`` slices; file format in
 :mod:`~common.data.figshare_mat`), :mod:`~common.data.brats` (BraTS 2018-2023+, MSD Task01),
 :mod:`~common.data.slices` (any 2D image file, for 2D inference), :mod:`~common.data.isbi2015` (ISBI 2015
 longitudinal MS lesions; several raters' masks combined by :mod:`~common.data.raters`),
-:mod:`~common.data.atlas` (ATLAS R2.0/R1.2 stroke lesions) and :mod:`~common.data.ncct` (non-contrast head CT
-infarcts, Hounsfield-unit checks and windows). Phantom writers, one per data set:
-:mod:`~common.data.phantoms`.
+:mod:`~common.data.atlas` (ATLAS R2.0/R1.2 stroke lesions), :mod:`~common.data.ncct` (non-contrast head CT
+infarcts, Hounsfield-unit checks and windows), :mod:`~common.data.image_classes` (brain-tumour images in
+class folders or a CSV, labelled for tumour presence or source) and :mod:`~common.data.collection_slices`
+(labelled axial slices of BraTS collections and Figshare slices, for the same two tasks). Phantom writers,
+one per data set: :mod:`~common.data.phantoms`.
 
 Importing this package imports none of them: submodules and the names below are imported on first
 attribute access (PEP 562), so ``import common.metrics`` does not load h5py for the Figshare reader.
@@ -36,10 +38,12 @@ _SUBMODULES = frozenset(
         "atlas",
         "atomic",
         "brats",
+        "collection_slices",
         "datalist",
         "errors",
         "figshare",
         "figshare_mat",
+        "image_classes",
         "inference_inputs",
         "isbi2015",
         "label_codes",
@@ -124,12 +128,26 @@ _EXPORTS: dict[str, str] = {
     "STROKE_WINDOW_HU": "ncct",
     "CheckHounsfieldd": "ncct",
     "check_hounsfield": "ncct",
+    # brain-tumour classes (presence, source): image folders or CSV, slices of 3D collections
+    "CATEGORIES": "image_classes",
+    "PAPER_TUMOUR_TYPES": "image_classes",
+    "TASK_CLASSES": "image_classes",
+    "TUMOUR_TYPES": "image_classes",
+    "ImageClassesAdapter": "image_classes",
+    "ToGreySliced": "image_classes",
+    "check_image_file": "image_classes",
+    "task_label": "image_classes",
+    "tumour_category": "image_classes",
+    "COLLECTION_TYPES": "collection_slices",
+    "CollectionSlicesAdapter": "collection_slices",
     # phantoms
     "make_atlas_phantoms": "phantoms.atlas",
     "make_brats_phantoms": "phantoms.brats",
     "make_figshare_phantoms": "phantoms.figshare",
     "make_isbi2015_phantoms": "phantoms.isbi2015",
     "make_ncct_phantoms": "phantoms.ncct",
+    "make_tumour_collection_phantoms": "phantoms.tumour_slices",
+    "make_tumour_image_phantoms": "phantoms.tumour_slices",
 }
 
 __all__ = sorted(_EXPORTS)

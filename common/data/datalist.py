@@ -41,18 +41,29 @@ __all__ = [
 DATALIST_SECTIONS: tuple[str, str, str] = ("training", "validation", "testing")
 PREDICT_SECTION = "predict"
 PATH_KEYS: tuple[str, ...] = ("image", "label")
-"""Item keys that hold paths relative to the data-set folder; every other value is kept as written."""
+"""Item keys that hold paths relative to the data-set folder (a non-path ``label``, a class index, is kept);
+every other value is kept as written."""
+
+
+def _join(base_dir: str | os.PathLike, value: Any) -> Any:
+    """``value`` joined to ``base_dir`` if it is a path; anything else (a class index) as it is."""
+    if isinstance(value, (str, os.PathLike)):
+        return os.path.normpath(os.path.join(base_dir, value))
+    return value
 
 
 def resolve_paths(item: Mapping[str, Any], base_dir: str | os.PathLike) -> dict[str, Any]:
-    """A copy of ``item`` with its ``image``/``label`` paths (one or a list) joined to ``base_dir``."""
+    """A copy of ``item`` with its ``image``/``label`` paths (one or a list) joined to ``base_dir``.
+
+    Values that are not paths are kept: a classification item's ``label`` is its class index.
+    """
     out = dict(item)
     for key in PATH_KEYS:
         value = out.get(key)
         if isinstance(value, (list, tuple)):
-            out[key] = [os.path.normpath(os.path.join(base_dir, v)) for v in value]
+            out[key] = [_join(base_dir, v) for v in value]
         elif value is not None:
-            out[key] = os.path.normpath(os.path.join(base_dir, value))
+            out[key] = _join(base_dir, value)
     return out
 
 

@@ -28,6 +28,10 @@ ADAPTERS: dict[str, str] = {
     "isbi2015": "common.data.isbi2015",
     "ncct": "common.data.ncct",
     "slices": "common.data.slices",
+    # general adapters after the data sets they also read (BraTS and Figshare folders), for code that
+    # takes the first adapter whose has_data is true
+    "collection_slices": "common.data.collection_slices",
+    "image_classes": "common.data.image_classes",
 }
 """Adapter name -> module that defines ``ADAPTER``."""
 

@@ -183,6 +183,8 @@ def test_every_adapter_writes_phantoms_it_reads(tmp_path: Path, name: str) -> No
     small = {
         "atlas": {"n_subjects": 1, "shape": (32, 32, 32)},
         "brats": {"n_cases": 1, "shape": (24, 24, 24)},
+        "collection_slices": {"n_patients": 1, "shape": (32, 32, 24)},
+        "image_classes": {"n_patients": 2, "slices_per_patient": 1, "size": 32},
         "isbi2015": {"n_patients": 1, "timepoints": 1, "shape": (32, 32, 32)},
         "ncct": {"n_cases": 1, "shape": (32, 32, 8)},
     }.get(name, {"n_patients": 1, "size": 16})
