@@ -179,7 +179,8 @@ class HeadSpec:
 
         ``pred`` is one item ``(C, *spatial)`` (``channel_dim=0``) or a batch ``(B, C, *spatial)``
         (``channel_dim=1``). Image-level heads come back as their ``(C,)`` / ``(B, C)`` vector, read as the
-        mean over the grid (every pixel holds the same value).
+        mean over the grid (every pixel holds the same value); a classifier's ``pred`` without a grid,
+        ``(C,)`` or ``(B, C)``, is split as it is.
         """
         if pred.shape[channel_dim] != self.pred_channels:
             raise ValueError(
@@ -189,7 +190,7 @@ class HeadSpec:
         out = {}
         for name, channels in self.pred_layout().items():
             part = pred.narrow(channel_dim, channels.start, channels.stop - channels.start)
-            if self.heads[name].image_level:
+            if self.heads[name].image_level and part.dim() > channel_dim + 1:  # a classifier: no grid
                 part = part.flatten(channel_dim + 1).mean(dim=-1)
             out[name] = part
         return out

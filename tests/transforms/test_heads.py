@@ -61,3 +61,13 @@ def test_label_to_head_masks_from_the_spec_regions():
     out = LabelToHeadMasksd("label", heads=spec)({"label": label})
     assert out["label_wt"].tolist() == [[0, 1, 1, 1]] and out["label_ed"].tolist() == [[0, 0, 1, 0]]
     assert spec.targets() == {"wt": "label_wt", "ed": "label_ed"}
+
+
+def test_a_classifier_pred_without_a_grid_splits_as_it_is():
+    """A classifier's pred is class logits, ``(C,)`` per item or ``(B, C)``: no grid to average."""
+    spec = HeadSpec({"cls": {"channel_names": ["a", "b"], "activation": "softmax", "image_level": True}})
+    logits = torch.tensor([1.0, -1.0])
+    out = SplitHeadsd(keys="pred", heads=spec, activate=True)({"pred": logits})
+    torch.testing.assert_close(out["pred_cls"], torch.softmax(logits, dim=0))
+    batch = torch.tensor([[1.0, -1.0], [0.0, 2.0]])
+    torch.testing.assert_close(spec.split(batch, channel_dim=1)["cls"], batch)
