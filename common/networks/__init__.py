@@ -22,12 +22,14 @@ from .resnest import (
     ResNeStCheckpointReport,
     load_resnest_checkpoint,
 )
+from .two_stage import STAGES, TwoStageClassifier
 from .unetpp_edge import EDGE_BRANCHES, LowFrequencyFeatureModule, UNetPlusPlusEdge, strip_edge_branch
 
 __all__ = [
     "EDGE_BRANCHES",
     "MMRAN",
     "RESNEST_KEY_SCHEMES",
+    "STAGES",
     "TISSUE_CLASSES",
     "APRAttentionGate",
     "AttentionPreActivationResidual",
@@ -42,6 +44,7 @@ __all__ = [
     "ResNeStBottleneck",
     "ResNeStCheckpointReport",
     "TrainingHeads",
+    "TwoStageClassifier",
     "UNetPlusPlusEdge",
     "heads_to_pred",
     "load_resnest_checkpoint",
