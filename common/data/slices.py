@@ -118,6 +118,22 @@ class SlicesAdapter(DatasetAdapter):
     group_key = "image"
     case_key = "image"
 
+    def __init__(self, output_names: str = "stem", phantom_writer: str | None = None):
+        """
+        Args:
+            output_names: ``"stem"``: outputs are named after the file name (a bundle that writes one file
+                per input into one folder: two inputs with the same stem clash, and the later is reported);
+                ``"path"``: after the path below the input folder without its suffix
+                (``glioma/P0002/slice_01``), for a bundle whose outputs are rows of one table.
+            phantom_writer: ``"module:function"`` writing the phantoms when the input folder is empty
+                (default: Figshare slices).
+        """
+        if output_names not in ("stem", "path"):
+            raise ValueError(f"output_names must be 'stem' or 'path', got {output_names!r}")
+        self.output_names = output_names
+        if phantom_writer is not None:
+            self.phantom_writer = phantom_writer
+
     def has_data(self, dataset_dir: str | os.PathLike) -> bool:
         root = Path(dataset_dir)
         return root.is_dir() and bool(_candidates(root))
@@ -140,6 +156,8 @@ class SlicesAdapter(DatasetAdapter):
         check_slice_file(Path(base_dir or "") / item["image"])
 
     def output_name(self, item: Mapping[str, Any]) -> str:
+        if self.output_names == "path":
+            return Path(item["image"]).with_name(output_stem(item["image"])).as_posix()
         return output_stem(item["image"])
 
 

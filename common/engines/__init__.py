@@ -12,6 +12,7 @@ from .class_probabilities import ClassProbabilityWriter
 from .distributed import destroy_distributed, handlers_for_rank, init_distributed, process_device
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import CaseProgress, EpochProgress
+from .two_stage_results import TwoStageResultWriter
 
 __all__ = [
     "BestModelSaver",
@@ -20,6 +21,7 @@ __all__ = [
     "EpochProgress",
     "MultiTaskPrepareBatch",
     "TrainingCheckpoint",
+    "TwoStageResultWriter",
     "cpu_state_dict",
     "destroy_distributed",
     "handlers_for_rank",
