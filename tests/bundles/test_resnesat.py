@@ -1,0 +1,85 @@
+"""The classification bundle end to end on phantom slices: both stages trained, then chained inference.
+
+A reduced ResNeSAt (one bottleneck per stage) on 64 x 64 phantom slices of 16 patients: stage 1 (presence)
+must tell tumour from no tumour on held-out patients; stage 2 (source) then trains into the same
+``model.pt`` without moving stage 1; inference writes one row per image, the source only where a tumour is
+found.
+"""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from .conftest import run_bundle
+
+BUNDLE = "resnesat_brain_tumor_classification"
+SMALL = {"image_size": [64, 64], "layers": [1, 1, 1, 1], "num_workers": 0}
+PHANTOM = {"n_patients": 16, "slices_per_patient": 4, "size": 64, "seed": 0}
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resnesat")
+    paths = {
+        "phantom_dir": str(root / "phantoms"),
+        "output_dir": str(root / "runs"),
+        "ckpt_dir": str(root / "models"),
+        "phantom": PHANTOM,
+        "split_ratios": [10, 3, 3],
+        "batch_size": 16,
+        "epochs": 12,
+        "learning_rates": {"presence": 0.01, "source": 0.01},
+    }
+    presence = run_bundle(BUNDLE, "train.json", task="presence", **SMALL, **paths)
+    after_presence = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
+    source = run_bundle(BUNDLE, "train.json", task="source", **SMALL, **{**paths, "epochs": 2})
+    return root, presence, source, after_presence
+
+
+def test_presence_learns_and_splits_by_patient(trained):
+    root, presence, _, _ = trained
+    datalist = json.loads((root / "runs" / "datalist.json").read_text())
+    patients = {s: {item["patient"] for item in datalist[s]} for s in ("training", "validation", "testing")}
+    assert not (patients["training"] & (patients["validation"] | patients["testing"]))
+    assert datalist["labels"] == {"0": "absent", "1": "present"}
+    best = presence.parser.get_parsed_content("validate#best_model").best
+    assert best > 0.8, best  # a constant guess scores the share of the larger class, 0.75 at most here
+
+
+def test_source_stage_keeps_the_presence_stage(trained):
+    root, _, source, after_presence = trained
+    state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
+    for key, value in after_presence.items():
+        if key.startswith("presence."):
+            torch.testing.assert_close(state[key], value)
+    datalist = json.loads((root / "runs" / "datalist_source.json").read_text())
+    assert datalist["labels"] == {"0": "primary", "1": "secondary"}
+    assert all(
+        item["category"] in ("primary", "secondary") for s in ("training", "testing") for item in datalist[s]
+    )
+    assert (root / "models" / "last_source.pt").is_file() and (root / "models" / "last.pt").is_file()
+
+
+def test_chained_inference_writes_one_row_per_image(trained, tmp_path):
+    root, _, _, _ = trained
+    out = tmp_path / "predictions"
+    run_bundle(
+        BUNDLE, "inference.json", **SMALL, dataset_dir=str(root / "phantoms"), output_dir=str(out),
+        ckpt_path=str(root / "models" / "model.pt"),
+    )  # fmt: skip
+    rows = list(csv.DictReader(open(out / "classification.csv")))
+    assert len(rows) == PHANTOM["n_patients"] * PHANTOM["slices_per_patient"]
+    for row in rows:
+        p_present = float(row["p_present"])
+        assert 0.0 <= p_present <= 1.0
+        if row["tumour"] == "yes":
+            assert p_present >= 0.5 and 0.0 <= float(row["p_secondary"]) <= 1.0
+            assert row["source"] == ("secondary" if float(row["p_secondary"]) >= 0.5 else "primary")
+        else:
+            assert p_present < 0.5 and row["p_secondary"] == "" and row["source"] == ""
+    # stage 1 on the training phantoms: the no-tumour folder is mostly "no", the others mostly "yes"
+    said = {(r["file"].split("/")[-3], r["tumour"]) for r in rows}
+    assert ("no_tumour", "no") in said and any(t == "yes" for c, t in said if c != "no_tumour")
