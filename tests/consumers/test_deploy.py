@@ -886,10 +886,17 @@ def test_classification_app(sdk, exported, tmp_path, bundle):
 
     report = json.loads((from_nifti / "image_classification.json").read_text())
     fmt = model_card(bundle)["network_data_format"]
-    outputs = {**fmt.get("outputs", {}), **fmt.get("post_processed_outputs", {})}
-    (scores,) = [o for o in outputs.values() if o.get("type") == "probabilities"] or [fmt["outputs"]["pred"]]
+    post = fmt.get("post_processed_outputs", {})
+    class_outputs = {k: o for k, o in post.items() if o.get("type") == "probabilities"} or {
+        "pred": fmt["outputs"]["pred"]
+    }
+    (main, scores), *others = class_outputs.items()
     assert report["classes"] == [scores["channel_def"][str(i)] for i in range(len(scores["channel_def"]))]
     probs = check_report(report, bundle, n=1, per_slice=False)
+    for key, other in others:  # a second class output (the two-stage classifier's source) is reported too
+        section = {**report, **report["other_outputs"][key]}
+        assert section["classes"] == [other["channel_def"][str(i)] for i in range(len(other["channel_def"]))]
+        check_report(section, bundle, n=1, per_slice=False)
     assert not list(from_nifti.glob("*.nii.gz"))  # classification only
 
     (dicom_report,) = from_dicom.glob("*_classification.json")

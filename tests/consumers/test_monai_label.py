@@ -238,6 +238,33 @@ def stroke_studies(bundle: str, work: Path) -> Studies:
     return studies
 
 
+def image_class_studies(bundle: str, work: Path) -> Studies:
+    """2D NIfTI slices of the classification phantoms; each label is the image's class for the task that
+    ``train.json`` trains by default (presence: ``absent`` / ``present``), in the label's info under the
+    head's datalist key (``label``), and the label file an empty mask (a client submits one with the info)."""
+    from PIL import Image
+
+    from common.data import TASK_CLASSES, ImageClassesAdapter, make_tumour_image_phantoms
+
+    smoke = _config(bundle, "smoke_test.json")
+    make_tumour_image_phantoms(
+        work / "phantoms", **{**smoke["phantom"], "n_patients": 4, "slices_per_patient": 1}
+    )
+    task = _config(bundle, "train.json").get("task", "presence")
+    studies = Studies(work / "studies")
+    (work / "labels").mkdir(parents=True)
+    studies.folder.mkdir(parents=True)
+    for item in ImageClassesAdapter(task=task).find_cases(work / "phantoms").items:
+        pixels = np.asarray(Image.open(work / "phantoms" / item["image"]).convert("L"), dtype=np.float32).T
+        name = str(item["case"]).replace("/", "_") + ".nii.gz"
+        nib.save(nib.Nifti1Image(pixels, np.eye(4)), studies.folder / name)
+        nib.save(nib.Nifti1Image(np.zeros((*pixels.shape, 1), np.uint8), np.eye(4)), work / "labels" / name)
+        studies.images[_id(Path(name))] = studies.folder / name
+        studies.labels[_id(Path(name))] = work / "labels" / name
+        studies.label_info[_id(Path(name))] = {"label": TASK_CLASSES[task][item["label"]]}
+    return studies
+
+
 # data set adapter -> phantom studies writer; a bundle on a new data set adds one here
 STUDIES: dict[str, Callable[[str, Path], Studies]] = {
     "brats": brats_studies,
@@ -245,6 +272,7 @@ STUDIES: dict[str, Callable[[str, Path], Studies]] = {
     "isbi2015": isbi2015_studies,
     "atlas": stroke_studies,
     "ncct": stroke_studies,
+    "image_classes": image_class_studies,
 }
 
 

@@ -94,7 +94,10 @@ class ClassificationWriterOperator(Operator):
 
     The JSON: ``bundle`` (name, version), ``case``, ``source``, ``classes``, and ``results``: one entry per
     image (``slice`` null) or per slice of a series (``slice`` k, the k-th slice along the last axis), each
-    with ``probabilities`` (class -> p, summing to 1) and ``predicted_class``. The ``text`` output (optional
+    with ``probabilities`` (class -> p, summing to 1) and ``predicted_class``. A bundle with several class
+    outputs adds ``other_outputs``: output key -> the same ``classes`` and ``results`` (the two-stage
+    classifier: ``pred_source`` beside the main ``pred_presence``; its source is meaningful where presence
+    says "present"). The ``text`` output (optional
     receiver) is a readable summary for a DICOM SR.
     """
 
@@ -115,22 +118,33 @@ class ClassificationWriterOperator(Operator):
         op_output.emit(self.summary(report), "text")
 
     def write(self, result: Mapping[str, Any]) -> dict[str, Any]:
-        names, scores = class_probabilities(result, self.key or probability_key(result))
+        main = self.key or probability_key(result)
         per_slice = bool(result.get("slice_wise"))
+
+        def section(key: str) -> dict[str, Any]:
+            names, scores = class_probabilities(result, key)
+            return {
+                "classes": names,
+                "results": [
+                    {
+                        "slice": k if per_slice else None,
+                        "probabilities": {n: float(p) for n, p in zip(names, row)},
+                        "predicted_class": names[int(np.argmax(row))],
+                    }
+                    for k, row in enumerate(scores)
+                ],
+            }
+
         report = {
             "bundle": result["bundle"],
             "case": result["case"],
             "source": str(result["meta"].get("filename_or_obj", "")),
-            "classes": names,
-            "results": [
-                {
-                    "slice": k if per_slice else None,
-                    "probabilities": {n: float(p) for n, p in zip(names, row)},
-                    "predicted_class": names[int(np.argmax(row))],
-                }
-                for k, row in enumerate(scores)
-            ],
+            **section(main),
         }
+        # a bundle with several class outputs (the two-stage classifier's presence and source): the others too
+        others = [k for k, f in result["formats"].items() if f.get("type") == "probabilities" and k != main]
+        if others:
+            report["other_outputs"] = {key: section(key) for key in others}
         path = self.output_folder / f"{result['case']}_classification.json"
         atomic_write_text(path, json.dumps(report, indent=2) + "\n")
         logger.info("wrote %s", path)

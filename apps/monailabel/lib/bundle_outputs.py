@@ -13,7 +13,8 @@ and, for MMRAN, a class vector repeated over the grid); what a user wants is in
 A bundle with class outputs and no label map (2D image in, class probabilities out) is a classification
 model; anything with a label map is a segmentation model, with its class probabilities returned beside the
 mask. Image-level training targets (the datalist key of each ``image_level`` head in ``train.json``'s head
-spec, e.g. MMRAN's ``"class"``) are read so that the trainer can fill them from the datastore.
+spec, e.g. MMRAN's ``"class"``; ``training_heads`` when the bundle defines it, the heads one run trains) are
+read so that the trainer can fill them from the datastore.
 """
 
 from __future__ import annotations
@@ -92,11 +93,14 @@ def _image_level_targets(train_json: Path, classes: Mapping[str, list[str]]) -> 
     # the head spec may be an expression (the MS bundle picks its heads by variant): let MONAI parse it
     parser = ConfigParser()
     parser.read_config(str(train_json))
-    if "heads" not in parser:
+    # the heads train.json trains: ``training_heads`` where a bundle trains a part of its network (the
+    # two-stage classifier trains one stage per run), else all of ``heads``
+    spec_id = next((key for key in ("training_heads", "heads") if key in parser), None)
+    if spec_id is None:
         return {}
     parser["bundle_root"] = str(train_json.parent.parent)
     targets = {}
-    for head in parser.get_parsed_content("heads"):
+    for head in parser.get_parsed_content(spec_id):
         if head.image_level and isinstance(head.target, str):
             names = classes.get(f"pred_{head.name}")
             if names:

@@ -74,9 +74,11 @@ class BundleOutputsTrain(BundleTrainTask):
         for image_id in image_ids:
             infos = []
             item = {"image": datastore.get_image_uri(image_id)}
+            label_id = datastore.get_labels_by_image_id(image_id).get(tag)
             if with_mask:
-                label_id = datastore.get_labels_by_image_id(image_id).get(tag, image_id)
+                label_id = label_id or image_id
                 item["label"] = datastore.get_label_uri(label_id, tag)
+            if label_id is not None:  # a classification bundle's class may come with a submitted label too
                 infos.append(datastore.get_label_info(label_id, tag))
             infos.append(datastore.get_image_info(image_id))
             targets = self._targets(infos)
