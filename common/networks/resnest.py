@@ -190,6 +190,8 @@ class ResNeSt(MultiHeadNetwork):
         cardinality: cardinal groups (1).
         bottleneck_width: width per cardinal group at planes 64 (64).
         stem_width: width of the deep stem's first two convolutions; the third gives twice that (32).
+        base_planes: planes of the first stage, doubled at each next one (64: 64, 128, 256, 512, outputs
+            4 x planes); smaller only for tiny test networks.
         spatial_attention: ResNeSAt's CBAM spatial attention in every bottleneck; the ablation's one switch.
         spatial_attention_kernel: its convolution window (7).
         spatial_attention_position: ``"residual"`` (default) or ``"split"``, see the module docstring.
@@ -213,6 +215,7 @@ class ResNeSt(MultiHeadNetwork):
         cardinality: int = 1,
         bottleneck_width: int = 64,
         stem_width: int = 32,
+        base_planes: int = 64,
         spatial_attention: bool = False,
         spatial_attention_kernel: int = 7,
         spatial_attention_position: str = "residual",
@@ -248,7 +251,7 @@ class ResNeSt(MultiHeadNetwork):
         )
         channels = 2 * stem_width
         stages: list[nn.Module] = []
-        for stage, (blocks, planes) in enumerate(zip(layers, (64, 128, 256, 512))):
+        for stage, (blocks, planes) in enumerate(zip(layers, [base_planes * 2**i for i in range(4)])):
             stage_blocks: list[nn.Module] = []
             for block in range(blocks):
                 stage_blocks.append(
@@ -315,6 +318,7 @@ class ResNeSAt(ResNeSt):
         cardinality: int = 1,
         bottleneck_width: int = 64,
         stem_width: int = 32,
+        base_planes: int = 64,
         spatial_attention_kernel: int = 7,
         spatial_attention_position: str = "residual",
         dropout: float = 0.0,
@@ -330,6 +334,7 @@ class ResNeSAt(ResNeSt):
             cardinality=cardinality,
             bottleneck_width=bottleneck_width,
             stem_width=stem_width,
+            base_planes=base_planes,
             spatial_attention=True,
             spatial_attention_kernel=spatial_attention_kernel,
             spatial_attention_position=spatial_attention_position,
