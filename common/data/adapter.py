@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import numpy as np
 
 from common.data.label_codes import invert_codes, remap_labels
-from common.labels import LabelScheme
+from common.labels import BINARY_LESION, LabelScheme
 
 __all__ = ["Cases", "DatasetAdapter", "OnError", "check_on_error"]
 
@@ -118,7 +118,14 @@ class DatasetAdapter(ABC):
     # ---------------------------------------------------------------------------------- labels
 
     def label_codes(self, layout: str) -> Mapping[int, int]:
-        """``{code on disk: canonical label}`` of ``layout``; data sets without labels raise ValueError."""
+        """``{code on disk: canonical label}`` of ``layout``; data sets without labels raise ValueError.
+
+        A binary lesion mask (``label_scheme`` :data:`~common.labels.BINARY_LESION`) is stored as its
+        canonical 0 background, 1 lesion in every layout; other schemes override this.
+        """
+        if self.label_scheme is BINARY_LESION:
+            self.check_layout(layout)
+            return {0: BINARY_LESION.labels["background"], 1: BINARY_LESION.labels["lesion"]}
         raise ValueError(f"{self.title} has no segmentation labels")
 
     def to_canonical(self, labels: Any, layout: str, source: str | os.PathLike | None = None) -> np.ndarray:

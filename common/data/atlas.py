@@ -493,11 +493,6 @@ class ATLASAdapter(DatasetAdapter):
         for mask_path, mask in masks:
             check_lesion_mask(nifti_data(mask, mask_path, case), mask_path, case)
 
-    def label_codes(self, layout: str) -> Mapping[int, int]:
-        """Both layouts: 0 background, 1 lesion (after the union of a scan's masks, which binarises)."""
-        self.check_layout(layout)
-        return {0: BINARY_LESION.labels["background"], 1: BINARY_LESION.labels["lesion"]}
-
     def datalist_header(self, layout: str) -> dict[str, Any]:
         return {
             "name": f"ATLAS {layout.upper()} stroke lesions",

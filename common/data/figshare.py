@@ -132,9 +132,6 @@ class FigshareAdapter(DatasetAdapter):
         """Read the slice's image, mask, label and patient id (every check of the reader)."""
         read_figshare_mat(Path(base_dir or "") / item["image"])
 
-    def label_codes(self, layout: str) -> Mapping[int, int]:
-        return {0: BINARY_LESION.labels["background"], 1: BINARY_LESION.labels["lesion"]}
-
     def datalist_header(self, layout: str) -> dict[str, Any]:
         return {
             "name": self.title,

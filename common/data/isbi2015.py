@@ -453,11 +453,6 @@ class ISBI2015Adapter(DatasetAdapter):
             except DataFormatError as err:
                 raise case_error(path, case, err.problem) from None
 
-    def label_codes(self, layout: str) -> Mapping[int, int]:
-        """Both layouts: 0 background, 1 lesion (:data:`~common.labels.BINARY_LESION`, unchanged)."""
-        self.check_layout(layout)
-        return {0: BINARY_LESION.labels["background"], 1: BINARY_LESION.labels["lesion"]}
-
     def datalist_header(self, layout: str) -> dict[str, Any]:
         return {
             "name": f"{self.title} ({layout})",
