@@ -131,6 +131,7 @@ _EXPORTS: dict[str, str] = {
     # brain-tumour classes (presence, source): image folders or CSV, slices of 3D collections
     "CATEGORIES": "image_classes",
     "PAPER_TUMOUR_TYPES": "image_classes",
+    "POSITIVE_CLASS": "image_classes",
     "TASK_CLASSES": "image_classes",
     "TUMOUR_TYPES": "image_classes",
     "ImageClassesAdapter": "image_classes",

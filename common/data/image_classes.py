@@ -86,6 +86,7 @@ __all__ = [
     "LUMA_WEIGHTS",
     "PAPER_TUMOUR_TYPES",
     "TASKS",
+    "POSITIVE_CLASS",
     "TASK_CLASSES",
     "TUMOUR_TYPES",
     "ImageClassesAdapter",
@@ -108,6 +109,8 @@ TASK_CLASSES: dict[str, tuple[str, str]] = {
     "source": ("primary", "secondary"),
 }
 """Class names of each task, in class-index order (what a datalist header and a model card say)."""
+POSITIVE_CLASS: dict[str, str] = {"presence": "present", "source": "secondary"}
+"""The class whose recall, specificity and precision a task reports (the paper's eq. 2-4)."""
 CATEGORIES: tuple[str, ...] = ("absent", "primary", "secondary", "tumour")
 """What a class name maps to; ``tumour`` is a tumour of unknown source (presence task only)."""
 

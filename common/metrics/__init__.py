@@ -3,6 +3,9 @@
 Also the BraTS region metrics (:mod:`.brats`) and the per-case lesion metrics (:mod:`.ms_lesions`): the ISBI
 2015 MS lesion metrics and challenge score, and IoU / lesion counts for one-reference bundles (stroke).
 
+Classification evaluation files: the ROC curve (:mod:`.roc_curve`), the confusion matrix
+(:mod:`.classification`) and the k-fold table (:mod:`.cross_validation`).
+
 Use MONAI directly for Dice (``DiceMetric`` / ``MeanDice``), MIoU (``MeanIoU`` / ``MeanIoUHandler`` with
 ``include_background=True``, see :func:`mean_iou_metric`) and macro ROC AUC (``ROCAUCMetric`` / ``ROCAUC``).
 """
@@ -16,6 +19,7 @@ from .brats import (
     brats_region_masks,
 )
 from .classification import (
+    BINARY_REPORT_SCALARS,
     REPORT_SCALARS,
     ClassificationReport,
     ClassificationReportMetric,
@@ -28,6 +32,7 @@ from .classification import (
     to_class_labels,
 )
 from .combined import AverageOfMetrics
+from .cross_validation import read_metrics_csv, summarise_folds
 from .ms_lesions import (
     LESION_METRICS,
     MS_CHALLENGE_METRICS,
@@ -45,6 +50,7 @@ from .ms_lesions import (
     ms_lesion_tables_from_csv,
     ms_lesion_tables_from_details,
 )
+from .roc_curve import ROCCurveSaver, roc_curve, save_roc_curve
 from .segmentation import (
     HausdorffDistance95mm,
     HausdorffDistance95mmMetric,
@@ -63,6 +69,7 @@ __all__ = [
     "BraTSRegionMetric",
     "brats_region_handlers",
     "brats_region_masks",
+    "BINARY_REPORT_SCALARS",
     "REPORT_SCALARS",
     "ClassificationReport",
     "ClassificationReportMetric",
@@ -80,6 +87,7 @@ __all__ = [
     "MSLesionMetric",
     "ROCAUCForClass",
     "ROCAUCForClassMetric",
+    "ROCCurveSaver",
     "classification_handlers",
     "classification_report",
     "compute_mean_pixel_accuracy",
@@ -92,7 +100,11 @@ __all__ = [
     "ms_lesion_metric_name",
     "ms_lesion_tables_from_csv",
     "ms_lesion_tables_from_details",
+    "read_metrics_csv",
+    "roc_curve",
     "save_confusion_matrix",
+    "save_roc_curve",
+    "summarise_folds",
     "spacing_from_meta",
     "to_class_labels",
 ]

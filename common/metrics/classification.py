@@ -1,4 +1,8 @@
-"""Tumour-type classification metrics of the MMRAN paper (§4.2, eq. 20-23) and their ignite handlers.
+"""Classification metrics of the MMRAN paper (§4.2, eq. 20-23) and the ResNeSAt paper (§III.D, eq. 2-6).
+
+MMRAN reports macro averages over its three tumour types; the ResNeSAt paper reports a binary task's recall,
+specificity, precision, F1 and accuracy of the positive class (tumour present, secondary source): both come
+from :func:`classification_report` (``positive_class`` chooses the second).
 
 MONAI's ``ConfusionMatrixMetric`` works per class (one-vs-rest TP/FP/TN/FN) and has neither the multi-class
 accuracy of eq. 20 nor the F1 of eq. 23 (harmonic mean of the *macro* precision and recall), so the report is
@@ -30,6 +34,7 @@ from monai.utils import convert_to_numpy, convert_to_tensor
 from common.data.atomic import atomic_output
 
 __all__ = [
+    "BINARY_REPORT_SCALARS",
     "REPORT_SCALARS",
     "classification_handlers",
     "ClassificationReport",
@@ -43,7 +48,12 @@ __all__ = [
 ]
 
 REPORT_SCALARS = ("accuracy", "precision", "recall", "f1")
-"""Names of the scalar entries of :func:`classification_report`."""
+"""The scalars of MMRAN's table (eq. 20-23): macro averages over the classes."""
+
+BINARY_REPORT_SCALARS = ("accuracy", "recall", "specificity", "precision", "f1")
+"""The scalars of the ResNeSAt paper's Tables III and IV (eq. 2-6), of one positive class."""
+
+_ALL_SCALARS = (*REPORT_SCALARS, "specificity")
 
 _CLS_OUTPUT = from_engine(["pred_cls", "label_cls"])
 
@@ -75,13 +85,18 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(num.shape, dtype=np.float64), where=den > 0)
 
 
-def classification_report(y_pred: Any, y: Any, num_classes: int) -> dict[str, Any]:
-    """Data-set level classification metrics of MMRAN eq. 20-23.
+def classification_report(
+    y_pred: Any, y: Any, num_classes: int, positive_class: int | None = None
+) -> dict[str, Any]:
+    """Data-set level classification metrics of MMRAN eq. 20-23, or of one positive class (ResNeSAt eq. 2-6).
 
     Args:
         y_pred: predicted labels (N,) or class scores / probabilities (N, C) (argmax is taken).
         y: true labels (N,) or one-hot (N, C).
         num_classes: C.
+        positive_class: ``None`` (MMRAN): precision, recall and specificity are means over the classes.
+            A class index (ResNeSAt): they are those of that class against the rest, TP / (TP + FP),
+            TP / (TP + FN) and TN / (TN + FP) (eq. 4, 2, 3), and F1 (eq. 5) is their harmonic mean.
 
     Returns:
         dict with
@@ -92,7 +107,12 @@ def classification_report(y_pred: Any, y: Any, num_classes: int) -> dict[str, An
           and TP / (TP + FN);
         * ``"precision"`` / ``"recall"``: their unweighted means over the C classes (Pre_ave, Rec_ave);
         * ``"f1"`` (eq. 23): 2 Pre_ave Rec_ave / (Pre_ave + Rec_ave), the harmonic mean of the macro averages,
-          not the mean of per-class F1 scores (0 when both averages are 0).
+          not the mean of per-class F1 scores (0 when both averages are 0);
+        * ``"specificity_per_class"``: (C,) TN / (TN + FP), each class against the rest; ``"specificity"``
+          their mean.
+
+        With ``positive_class`` the scalars ``precision``, ``recall``, ``specificity`` and ``f1`` are those
+        of that class; ``accuracy`` (eq. 6, (TP + TN) / N for two classes) is unchanged.
 
         Scalars are Python floats. Zero division: a class never predicted has precision 0, a class absent
         from ``y`` has recall 0 (both still count in the macro means, as scikit-learn's ``zero_division=0``).
@@ -103,17 +123,27 @@ def classification_report(y_pred: Any, y: Any, num_classes: int) -> dict[str, An
     cm = np.bincount(true * num_classes + pred, minlength=num_classes * num_classes)
     cm = cm.reshape(num_classes, num_classes).astype(np.int64)
     tp = np.diag(cm).astype(np.float64)
-    precision_pc = _safe_ratio(tp, cm.sum(axis=0).astype(np.float64))
-    recall_pc = _safe_ratio(tp, cm.sum(axis=1).astype(np.float64))
-    pre, rec = float(precision_pc.mean()), float(recall_pc.mean())
+    predicted, actual = cm.sum(axis=0).astype(np.float64), cm.sum(axis=1).astype(np.float64)
     total = int(cm.sum())
+    precision_pc = _safe_ratio(tp, predicted)
+    recall_pc = _safe_ratio(tp, actual)
+    # TN of a class: everything neither labelled nor predicted as it
+    specificity_pc = _safe_ratio(total - actual - predicted + tp, total - actual)
+    if positive_class is None:
+        pre, rec, spec = (float(v.mean()) for v in (precision_pc, recall_pc, specificity_pc))
+    elif 0 <= positive_class < num_classes:
+        pre, rec, spec = (float(v[positive_class]) for v in (precision_pc, recall_pc, specificity_pc))
+    else:
+        raise ValueError(f"positive_class must be in [0, {num_classes}), got {positive_class}.")
     return {
         "accuracy": float(tp.sum() / total) if total else float("nan"),
         "precision": pre,
         "recall": rec,
+        "specificity": spec,
         "f1": 2 * pre * rec / (pre + rec) if pre + rec > 0 else 0.0,
         "precision_per_class": precision_pc,
         "recall_per_class": recall_pc,
+        "specificity_per_class": specificity_pc,
         "confusion_matrix": cm,
     }
 
@@ -126,16 +156,18 @@ class ClassificationReportMetric(CumulativeIterationMetric):
     are data-set level quantities, not means of per-batch values.
 
     Args:
-        metric_name: one of ``"accuracy"``, ``"precision"``, ``"recall"``, ``"f1"``.
+        metric_name: one of ``"accuracy"``, ``"precision"``, ``"recall"``, ``"specificity"``, ``"f1"``.
         num_classes: number of classes C.
+        positive_class: see :func:`classification_report`.
     """
 
-    def __init__(self, metric_name: str, num_classes: int) -> None:
+    def __init__(self, metric_name: str, num_classes: int, positive_class: int | None = None) -> None:
         super().__init__()
-        if metric_name not in REPORT_SCALARS:
-            raise ValueError(f"metric_name must be one of {REPORT_SCALARS}, got {metric_name!r}.")
+        if metric_name not in _ALL_SCALARS:
+            raise ValueError(f"metric_name must be one of {_ALL_SCALARS}, got {metric_name!r}.")
         self.metric_name = metric_name
         self.num_classes = num_classes
+        self.positive_class = positive_class
 
     def _labels(self, x: torch.Tensor) -> torch.Tensor:
         x = convert_to_tensor(x, track_meta=False)
@@ -155,7 +187,7 @@ class ClassificationReportMetric(CumulativeIterationMetric):
         if buffers is None:
             raise ValueError(f"{self}: nothing to aggregate, call the metric on some data first.")
         pred, true = buffers
-        return classification_report(pred, true, self.num_classes)
+        return classification_report(pred, true, self.num_classes, self.positive_class)
 
     def aggregate(self) -> float:  # type: ignore[override]
         """The ``metric_name`` entry of :meth:`report`."""
@@ -166,8 +198,9 @@ class ClassificationReport(IgniteMetricHandler):
     """ignite handler giving one scalar of :func:`classification_report` per epoch as a float.
 
     Args:
-        metric_name: ``"accuracy"``, ``"precision"``, ``"recall"`` or ``"f1"`` (eq. 20, 21, 22, 23).
+        metric_name: ``"accuracy"``, ``"precision"``, ``"recall"``, ``"specificity"`` or ``"f1"``.
         num_classes: number of classes C.
+        positive_class: see :func:`classification_report`.
         output_transform: gives ``(y_pred, y)`` from ``engine.state.output``, e.g.
             ``monai.handlers.from_engine(["pred_cls", "label_cls"])``.
         save_details: store the buffered ``[predicted_labels, true_labels]`` tensors in
@@ -181,8 +214,9 @@ class ClassificationReport(IgniteMetricHandler):
         num_classes: int,
         output_transform: Callable = lambda x: x,
         save_details: bool = False,
+        positive_class: int | None = None,
     ) -> None:
-        metric_fn = ClassificationReportMetric(metric_name=metric_name, num_classes=num_classes)
+        metric_fn = ClassificationReportMetric(metric_name, num_classes, positive_class)
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
 
@@ -226,21 +260,28 @@ class ROCAUCForClass(IgniteMetricHandler):
 
 def classification_handlers(
     class_names: Sequence[str],
-    metric_names: Sequence[str] = REPORT_SCALARS,
+    metric_names: Sequence[str] | None = None,
     per_class_auc: bool = True,
     output_transform: Callable = _CLS_OUTPUT,
+    positive_class: int | None = None,
 ) -> dict[str, IgniteMetricHandler]:
     """The classification table of a paper in one call: ``{"accuracy": ..., "f1": ..., "auc_<class>": ...}``.
 
-    The class count comes from ``class_names``; the AUC handlers are named after the classes.
+    The class count comes from ``class_names``; the AUC handlers are named after the classes. Without
+    ``positive_class`` the table is MMRAN's macro averages (:data:`REPORT_SCALARS`); with it, the binary
+    table of the ResNeSAt paper (:data:`BINARY_REPORT_SCALARS`) and only that class's AUC.
     """
+    if metric_names is None:
+        metric_names = REPORT_SCALARS if positive_class is None else BINARY_REPORT_SCALARS
+    n = len(class_names)
     handlers: dict[str, IgniteMetricHandler] = {
-        name: ClassificationReport(name, len(class_names), output_transform=output_transform)
+        name: ClassificationReport(name, n, output_transform=output_transform, positive_class=positive_class)
         for name in metric_names
     }
     if per_class_auc:
-        for index, class_name in enumerate(class_names):
-            handlers[f"auc_{class_name}"] = ROCAUCForClass(index, output_transform=output_transform)
+        auc_classes = range(n) if positive_class is None else [positive_class]
+        for index in auc_classes:
+            handlers[f"auc_{class_names[index]}"] = ROCAUCForClass(index, output_transform=output_transform)
     return handlers
 
 

@@ -49,10 +49,11 @@ def metadata(bundle_dir: Path) -> dict:
     return json.loads((bundle_dir / "configs" / "metadata.json").read_text())
 
 
-def parser(bundle_dir: Path, config: str) -> ConfigParser:
+def parser(bundle_dir: Path, config: str | list[str]) -> ConfigParser:
     folder = bundle_dir / "configs"
+    names = [config] if isinstance(config, str) else config
     p = ConfigParser()
-    p.read_config([str(folder / config), str(folder / "smoke_test.json")])
+    p.read_config([str(folder / name) for name in names] + [str(folder / "smoke_test.json")])
     p.read_meta(str(folder / "metadata.json"))
     p["bundle_root"] = str(bundle_dir)
     return p
@@ -134,7 +135,10 @@ def test_tiny_train_evaluate_infer(ran):
     bundle_dir, _ = ran
     state = torch.load(bundle_dir / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert state and all(t.device.type == "cpu" for t in state.values())
-    rows = dict(csv.reader(open(bundle_dir / "eval" / "metrics.csv")))
+    # where the evaluation writes is the bundle's choice (eval/, or eval/<task>/<fold>/ for a k-fold bundle)
+    eval_dir = Path(parser(bundle_dir, ["train.json", "evaluate.json"]).get_parsed_content("output_dir"))
+    assert eval_dir.is_relative_to(bundle_dir)
+    rows = dict(csv.reader(open(eval_dir / "metrics.csv")))
     assert rows, "evaluation wrote no metric"
     outputs = [p for p in (bundle_dir / "predictions").iterdir() if p.name != "failed_inputs.csv"]
     assert outputs

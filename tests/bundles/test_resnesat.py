@@ -83,3 +83,60 @@ def test_chained_inference_writes_one_row_per_image(trained, tmp_path):
     # stage 1 on the training phantoms: the no-tumour folder is mostly "no", the others mostly "yes"
     said = {(r["file"].split("/")[-3], r["tumour"]) for r in rows}
     assert ("no_tumour", "no") in said and any(t == "yes" for c, t in said if c != "no_tumour")
+
+
+def test_evaluation_per_fold_and_cross_validation_table(trained, tmp_path):
+    root, _, _, _ = trained
+    eval_dir = tmp_path / "eval" / "presence"
+    for fold in (0, 1):
+        run_bundle(
+            BUNDLE, ["train.json", "evaluate.json"], task="presence", fold=fold, n_folds=2, **SMALL,
+            phantom_dir=str(root / "phantoms"), ckpt_dir=str(root / "models"), eval_dir=str(eval_dir),
+            phantom=PHANTOM, batch_size=16,
+        )  # fmt: skip
+    for fold in (0, 1):
+        folder = eval_dir / f"fold_{fold}"
+        metrics = {row[0]: float(row[1]) for row in csv.reader(open(folder / "metrics.csv"))}
+        assert set(metrics) == {"val_accuracy", "recall", "specificity", "precision", "f1", "auc_present"}
+        # the confusion matrix written beside them gives the same eq. 2, 3, 6
+        cm_rows = list(csv.reader(open(folder / "confusion_matrix.csv")))[1:]  # rows: true absent, present
+        (tn, fp), (fn, tp) = [[int(v) for v in row[1:]] for row in cm_rows]
+        assert tn + fp + fn + tp == len(
+            json.loads((folder / f"datalist_fold{fold}.json").read_text())["testing"]
+        )
+        assert metrics["val_accuracy"] == pytest.approx((tp + tn) / (tp + tn + fp + fn))
+        assert metrics["recall"] == pytest.approx(tp / (tp + fn))
+        assert metrics["specificity"] == pytest.approx(tn / (tn + fp))
+        roc = list(csv.DictReader(open(folder / "roc_curve.csv")))
+        assert (float(roc[0]["fpr"]), float(roc[-1]["tpr"])) == (0.0, 1.0)
+        assert (folder / "roc_curve.png").is_file() and (folder / "confusion_matrix.png").is_file()
+    table = list(csv.reader(open(eval_dir / "cross_validation.csv")))
+    assert [r[0] for r in table] == ["fold", "0", "1", "mean", "std"]
+    column = table[0].index("val_accuracy")
+    folds = [float(table[i][column]) for i in (1, 2)]
+    assert float(table[3][column]) == pytest.approx(sum(folds) / 2, abs=1e-5)
+
+
+def test_local_imagenet_checkpoint_initialises_the_trained_stage(tmp_path):
+    from common.networks import ResNeSt
+    from tests.networks.test_resnest import official_name
+
+    from .conftest import copy_bundle, workflow
+
+    tiny = {"layers": [1, 1, 1, 1], "bottleneck_width": 8, "stem_width": 8, "base_planes": 16}
+    rgb = ResNeSt(in_channels=3, num_classes=10, **tiny)
+    path = tmp_path / "resnest50_imagenet.pth"
+    torch.save({official_name(k): v for k, v in rgb.state_dict().items()}, path)
+    bundle = copy_bundle(BUNDLE, tmp_path)
+    wf = workflow(bundle, ["train.json"], "train", task="source", pretrained_checkpoint=str(path))
+    network = wf.parser.get_parsed_content("network")
+    # the first conv takes the grey channel: the sum of the RGB kernels; the stage not trained stays as it was
+    stem = next(k for k in rgb.state_dict() if k.endswith("weight") and rgb.state_dict()[k].ndim == 4)
+    torch.testing.assert_close(network.source.state_dict()[stem], rgb.state_dict()[stem].sum(1, keepdim=True))
+    loaded = network.source.state_dict()
+    for key, value in rgb.state_dict().items():
+        if key != stem and loaded[key].shape == value.shape:  # all but the stem and the 10-class classifier
+            torch.testing.assert_close(loaded[key], value)
+    assert not torch.allclose(
+        network.presence.state_dict()[stem], rgb.state_dict()[stem].sum(1, keepdim=True)
+    )
