@@ -896,7 +896,13 @@ def test_classification_app(sdk, exported, tmp_path, bundle):
     for key, other in others:  # a second class output (the two-stage classifier's source) is reported too
         section = {**report, **report["other_outputs"][key]}
         assert section["classes"] == [other["channel_def"][str(i)] for i in range(len(other["channel_def"]))]
-        check_report(section, bundle, n=1, per_slice=False)
+        # chained: reported only where the output it is given predicts its class (the source of a tumour)
+        ((given_key, given_class),) = other.get("given", {None: None}).items()
+        given_result = report if given_key in (None, main) else report["other_outputs"][given_key]
+        if given_key is None or given_result["results"][0]["predicted_class"] == given_class:
+            check_report(section, bundle, n=1, per_slice=False)
+        else:
+            assert section["results"][0] == {"slice": None, "probabilities": None, "predicted_class": None}
     assert not list(from_nifti.glob("*.nii.gz"))  # classification only
 
     (dicom_report,) = from_dicom.glob("*_classification.json")
@@ -1030,3 +1036,34 @@ def test_volume_app_runs_as_packaged(exported, tmp_path, bundle):
         mask = nib.load(tmp_path / "output" / f"{case.name}_{postfix}.nii.gz")
         assert mask.shape == source.shape
         np.testing.assert_allclose(mask.affine, source.affine, atol=1e-6)
+
+
+def test_chained_class_output_is_null_where_its_condition_fails(sdk, tmp_path):
+    """The two-stage classifier's source is reported only for slices where presence says "present"."""
+    from types import SimpleNamespace
+
+    from apps.deploy.operators.writers import ClassificationWriterOperator
+
+    card = model_card("resnesat_brain_tumor_classification")
+    formats = card["network_data_format"]["post_processed_outputs"]
+    presence = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])  # absent, present, present
+    source = np.array([[0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    result = {
+        "case": "stack", "meta": {"filename_or_obj": "stack.nii.gz"}, "slice_wise": True,
+        "bundle": {"name": card["name"], "version": card["version"]}, "formats": formats,
+        "outputs": {"pred_presence": presence, "pred_source": source},
+    }  # fmt: skip
+    writer = SimpleNamespace(key=None, output_folder=tmp_path, written=[])
+    report = ClassificationWriterOperator.write(writer, result)
+    assert [r["predicted_class"] for r in report["results"]] == ["absent", "present", "present"]
+    chained = report["other_outputs"]["pred_source"]
+    assert chained["given"] == {"pred_presence": "present"}
+    assert [r["predicted_class"] for r in chained["results"]] == [None, "primary", "secondary"]
+    assert chained["results"][0]["probabilities"] is None
+    assert chained["results"][2]["probabilities"] == pytest.approx({"primary": 0.1, "secondary": 0.9})
+    assert json.loads((tmp_path / "stack_classification.json").read_text()) == report
+    text = ClassificationWriterOperator.summary(report).splitlines()
+    assert text[1].startswith("slice 0: absent") and "primary" not in text[1]
+    assert (
+        text[3].startswith("slice 2: present") and "; secondary (primary 0.100, secondary 0.900)" in text[3]
+    )

@@ -95,9 +95,10 @@ class ClassificationWriterOperator(Operator):
     The JSON: ``bundle`` (name, version), ``case``, ``source``, ``classes``, and ``results``: one entry per
     image (``slice`` null) or per slice of a series (``slice`` k, the k-th slice along the last axis), each
     with ``probabilities`` (class -> p, summing to 1) and ``predicted_class``. A bundle with several class
-    outputs adds ``other_outputs``: output key -> the same ``classes`` and ``results`` (the two-stage
-    classifier: ``pred_source`` beside the main ``pred_presence``; its source is meaningful where presence
-    says "present"). The ``text`` output (optional
+    outputs adds ``other_outputs``: output key -> the same ``classes`` and ``results``. An output whose
+    model-card entry has ``"given": {"<other output>": "<class>"}`` is chained to that output (the two-stage
+    classifier's ``pred_source`` is given ``pred_presence`` = "present"): where the other output predicts
+    another class, its ``probabilities`` and ``predicted_class`` are null. The ``text`` output (optional
     receiver) is a readable summary for a DICOM SR.
     """
 
@@ -121,17 +122,28 @@ class ClassificationWriterOperator(Operator):
         main = self.key or probability_key(result)
         per_slice = bool(result.get("slice_wise"))
 
+        def predicted(key: str) -> list[str]:
+            names, scores = class_probabilities(result, key)
+            return [names[int(np.argmax(row))] for row in scores]
+
         def section(key: str) -> dict[str, Any]:
             names, scores = class_probabilities(result, key)
+            # a chained output applies only where the output it is given predicts the named class
+            given = result["formats"][key].get("given", {})
+            applies = [
+                all(conds) for conds in zip(*([p == c for p in predicted(k)] for k, c in given.items()))
+            ]
+            applies = applies or [True] * len(scores)
             return {
                 "classes": names,
+                **({"given": dict(given)} if given else {}),
                 "results": [
                     {
                         "slice": k if per_slice else None,
-                        "probabilities": {n: float(p) for n, p in zip(names, row)},
-                        "predicted_class": names[int(np.argmax(row))],
+                        "probabilities": {n: float(p) for n, p in zip(names, row)} if ok else None,
+                        "predicted_class": names[int(np.argmax(row))] if ok else None,
                     }
-                    for k, row in enumerate(scores)
+                    for k, (row, ok) in enumerate(zip(scores, applies))
                 ],
             }
 
@@ -154,10 +166,16 @@ class ClassificationWriterOperator(Operator):
     @staticmethod
     def summary(report: Mapping[str, Any]) -> str:
         lines = [f"{report['bundle']['name']} {report['bundle']['version']} (research use only)"]
-        for entry in report["results"]:
+        sections = [report, *report.get("other_outputs", {}).values()]
+        for k, entry in enumerate(report["results"]):
             where = "image" if entry["slice"] is None else f"slice {entry['slice']}"
-            probs = ", ".join(f"{n} {p:.3f}" for n, p in entry["probabilities"].items())
-            lines.append(f"{where}: {entry['predicted_class']} ({probs})")
+            found = []
+            for section in sections:
+                item = section["results"][k]
+                if item["predicted_class"] is not None:
+                    probs = ", ".join(f"{n} {p:.3f}" for n, p in item["probabilities"].items())
+                    found.append(f"{item['predicted_class']} ({probs})")
+            lines.append(f"{where}: {'; '.join(found)}")
         return "\n".join(lines)
 
 
