@@ -12,6 +12,7 @@ import json
 import pytest
 import torch
 
+from .conftest import configs as configs_dir
 from .conftest import run_bundle
 
 BUNDLE = "resnesat_brain_tumor_classification"
@@ -140,3 +141,24 @@ def test_local_imagenet_checkpoint_initialises_the_trained_stage(tmp_path):
     assert not torch.allclose(
         network.presence.state_dict()[stem], rgb.state_dict()[stem].sum(1, keepdim=True)
     )
+
+
+def test_slices_of_3d_collections_are_one_setting_away(tmp_path):
+    """``--data collection_slices``: BraTS GLI/MEN/MET phantoms sliced, labelled and split by patient."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(configs_dir(BUNDLE) / "train.json"))
+    parser.update(
+        {
+            "bundle_root": str(tmp_path), "data": "collection_slices", "task": "source",
+            "phantom": {"n_patients": 6, "shape": [48, 48, 24], "seed": 0},
+        }
+    )  # fmt: skip
+    datalist = json.loads(open(parser.get_parsed_content("datalist")).read())
+    assert (tmp_path / "phantom_data" / "collection_slices").is_dir()
+    items = [item for s in ("training", "validation", "testing") for item in datalist[s]]
+    by_type = {(item["tumour_type"], item["label"]) for item in items}
+    assert ("metastasis", 1) in by_type and {("glioma", 0), ("meningioma", 0)} & by_type
+    patients = [{item["patient"] for item in datalist[s]} for s in ("training", "validation", "testing")]
+    assert not (patients[0] & patients[1]) and not (patients[0] & patients[2])
