@@ -10,6 +10,7 @@ from .checkpoint import (
 )
 from .class_probabilities import ClassProbabilityWriter
 from .distributed import destroy_distributed, handlers_for_rank, init_distributed, process_device
+from .fast_inference import FastInferenceNetwork, choose_runtime, native_bf16
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import CaseProgress, EpochProgress
 from .two_stage_results import TwoStageResultWriter
@@ -19,14 +20,17 @@ __all__ = [
     "CaseProgress",
     "ClassProbabilityWriter",
     "EpochProgress",
+    "FastInferenceNetwork",
     "MultiTaskPrepareBatch",
     "TrainingCheckpoint",
     "TwoStageResultWriter",
+    "choose_runtime",
     "cpu_state_dict",
     "destroy_distributed",
     "handlers_for_rank",
     "init_distributed",
     "load_network_weights",
+    "native_bf16",
     "process_device",
     "save_atomic",
     "unwrap",
