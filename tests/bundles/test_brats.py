@@ -16,7 +16,7 @@ import torch
 from common.data import make_brats_phantoms
 from common.networks import AttentionR2UNet
 
-from .conftest import run_bundle
+from .conftest import assert_fast_paths_agree, fast_path_agreement, run_bundle
 
 BUNDLE = "attention_r2unet_brats_segmentation"
 SMALL = {"slice_size": [48, 56], "features": [8, 16, 32, 64], "sw_batch_size": 16}
@@ -126,3 +126,14 @@ def test_inference_goes_on_past_a_bad_case(trained, tmp_path):
     assert len(failed) == 1 and failed[0]["input"] == bad.name and "t1ce" in failed[0]["problem"]
     assert [p.name for p in out.glob("*_seg.nii.gz")] == [f"{cases[1].name}_seg.nii.gz"]
     shutil.rmtree(inputs)
+
+
+def test_fast_inference_agrees_with_pytorch_fp32(trained, tmp_path):
+    root, _ = trained
+    make_brats_phantoms(tmp_path / "inputs", n_cases=1, shape=[60, 68, 36], seed=5, layout="brats2023")
+    overrides = {
+        **SMALL,
+        "dataset_dir": str(tmp_path / "inputs"),
+        "ckpt_path": str(root / "models" / "model.pt"),
+    }
+    assert_fast_paths_agree(fast_path_agreement(BUNDLE, tmp_path, overrides))

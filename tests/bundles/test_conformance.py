@@ -27,7 +27,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ckpt_export, verify_net_in_out
 
-from .conftest import BUNDLES, REPO, copy_bundle, workflow
+from .conftest import BUNDLES, REPO, assert_fast_paths_agree, copy_bundle, fast_path_agreement, workflow
 
 SCHEMA = REPO.parent / "shared" / "zoo" / "meta_schema_20240725.json"
 REQUIRED_FILES = (
@@ -279,3 +279,17 @@ def test_ablation_rows_override_keys_of_train_json(bundle):
     for table in ablation["tables"].values():
         for row in table.values():
             assert set(row.get("paper", {})) <= set(ablation["metrics"])
+
+
+# ------------------------------------------------------------------------------ the fast inference gate
+
+
+def test_fast_paths_run_and_agree_with_pytorch_fp32(ran, tmp_path):
+    """Every runtime runs the bundle's smoke model end to end and writes what PyTorch fp32 writes.
+
+    A smoke model barely learns (its masks may be empty), so the accuracy gate proper runs in each bundle's
+    own tests on a model trained on phantoms (:func:`.conftest.fast_path_agreement`).
+    """
+    bundle_dir, _ = ran
+    results = fast_path_agreement(bundle_dir.name, tmp_path, bundle_dir=bundle_dir, config_overrides={})
+    assert_fast_paths_agree(results, trained=False)

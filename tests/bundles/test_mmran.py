@@ -17,7 +17,7 @@ from PIL import Image
 from common.data import DataFormatError, read_figshare_mat
 from common.networks import MMRAN
 
-from .conftest import configs, run_bundle
+from .conftest import assert_fast_paths_agree, configs, fast_path_agreement, run_bundle
 
 BUNDLE = "mmran_brain_tumor_segmentation_classification"
 SMALL = {"image_size": 64, "features": [16, 32, 64, 128], "num_workers": 0}
@@ -189,3 +189,13 @@ def test_paper_augmentation_pipeline_produces_training_pairs(tmp_path):
         assert int(item["class"]) in (0, 1, 2)
     torch.manual_seed(0)
     assert not torch.equal(dataset[0]["image"], dataset[0]["image"])  # random augmentation is applied
+
+
+def test_fast_inference_agrees_with_pytorch_fp32(trained, tmp_path):
+    root, _ = trained
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for path in sorted((root / "phantoms").glob("[0-9]*.mat"), key=lambda p: int(p.stem))[:3]:
+        shutil.copy(path, inputs / path.name)
+    overrides = {**SMALL, "dataset_dir": str(inputs), "ckpt_path": str(root / "models" / "model.pt")}
+    assert_fast_paths_agree(fast_path_agreement(BUNDLE, tmp_path, overrides))

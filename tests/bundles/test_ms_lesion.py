@@ -18,7 +18,7 @@ import torch
 from common.data import make_isbi2015_phantoms
 from common.networks import MultiTaskUNet3D
 
-from .conftest import run_bundle
+from .conftest import assert_fast_paths_agree, fast_path_agreement, run_bundle
 
 BUNDLE = "multitask_unet3d_ms_lesion_segmentation"
 SMALL = {"features": [8, 16, 32, 64], "patch_size": [32, 32, 32], "sw_batch_size": 4}
@@ -255,3 +255,15 @@ def test_each_variant_trains_and_infers(tmp_path, variant, heads, uses_tissue):
         np.testing.assert_allclose(image.affine, reference.affine, atol=1e-4)
         codes = {0, 1, 2, 3} if "tissues" in path.name else {0, 1}
         assert set(np.unique(np.asarray(image.dataobj)).tolist()) <= codes
+
+
+def test_fast_inference_agrees_with_pytorch_fp32(trained, tmp_path):
+    root, _ = trained
+    inputs = tmp_path / "inputs" / "training"
+    patient = sorted(p.name for p in (root / "phantoms" / "training").iterdir())[0]
+    shutil.copytree(root / "phantoms" / "training" / patient, inputs / patient)
+    overrides = {
+        **SMALL, "dataset_dir": str(inputs.parent), "ckpt_path": str(root / "models" / "model.pt"),
+        "tissue_cache_dir": str(tmp_path / "tissue_cache"),
+    }  # fmt: skip
+    assert_fast_paths_agree(fast_path_agreement(BUNDLE, tmp_path, overrides))

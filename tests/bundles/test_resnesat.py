@@ -12,8 +12,8 @@ import json
 import pytest
 import torch
 
+from .conftest import assert_fast_paths_agree, fast_path_agreement, run_bundle
 from .conftest import configs as configs_dir
-from .conftest import run_bundle
 
 BUNDLE = "resnesat_brain_tumor_classification"
 SMALL = {"image_size": [64, 64], "layers": [1, 1, 1, 1], "num_workers": 0}
@@ -162,3 +162,13 @@ def test_slices_of_3d_collections_are_one_setting_away(tmp_path):
     assert ("metastasis", 1) in by_type and {("glioma", 0), ("meningioma", 0)} & by_type
     patients = [{item["patient"] for item in datalist[s]} for s in ("training", "validation", "testing")]
     assert not (patients[0] & patients[1]) and not (patients[0] & patients[2])
+
+
+def test_fast_inference_agrees_with_pytorch_fp32(trained, tmp_path):
+    root, _, _, _ = trained
+    overrides = {
+        **SMALL,
+        "dataset_dir": str(root / "phantoms"),
+        "ckpt_path": str(root / "models" / "model.pt"),
+    }
+    assert_fast_paths_agree(fast_path_agreement(BUNDLE, tmp_path, overrides))

@@ -38,6 +38,7 @@ def test_auto_choice(monkeypatch):
     monkeypatch.setattr(fi, "_installed", lambda module: module == "onnxruntime")
     assert choose_runtime("auto", "auto", "cpu") == ("onnxruntime", "fp32")
     monkeypatch.setattr(fi, "_installed", lambda module: False)
+    assert choose_runtime("auto", "auto", "cpu") == ("torch", "fp32")  # PyTorch bf16: opt-in only
     assert choose_runtime("auto", "bf16", "cpu") == ("torch", "bf16")
     with pytest.raises(ValueError, match="'openvino' is not installed"):
         choose_runtime("openvino", "fp32", "cpu")
