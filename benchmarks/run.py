@@ -17,6 +17,13 @@ memory of each is its own: ``ru_maxrss`` of the process, and ``torch.cuda.max_me
   ``--train-steps`` iterations. A step is one whole trainer iteration: batch fetch, random transforms,
   forward, loss, backward, optimiser and the iteration handlers. Samples per step are the batch size of
   the network input the trainer reports.
+- **runtimes** (``--runtimes``): the inference phase once per runtime variant, each in its own child:
+  ``plain`` is the network as the bundle ran it before the fast path (eager PyTorch fp32, no crop to
+  the head: ``evaluator#network`` is ``@network``); ``auto`` is the bundle's default
+  (``common.engines.FastInferenceNetwork`` chooses); ``RUNTIME:PRECISION`` (e.g. ``openvino:bf16``,
+  ``torch:fp32``) forces one. Ratios are against the first variant.
+- **sizes** (``--sizes``): ``full`` (the settings' ``inference`` overrides) and any size the settings
+  declare under ``"sizes"`` (e.g. ``"half"``: a phantom of half the edge length), to show how time grows.
 - **reference**: pipelines declared by the bundle (below), timed exactly as its inference.
 
 Precision and device are the config's (the bundles use AMP on CUDA); ``--device`` and ``--override
@@ -26,6 +33,7 @@ use_amp=false`` change them. What a bundle declares for the benchmark lives in O
     {"inference": {overrides},   e.g. {"phantom#n_cases": 1}: fewer phantom cases, full-size images
      "train": {overrides},       enough phantom cases for the split to give full training batches
      "train_cpu": {overrides},   on the CPU only, to keep the run short, e.g. {"batch_size": 2}
+     "sizes": {"half": {overrides}},   other input sizes for --sizes, merged over "inference"
      "references": {"name": {"label": "...", "overrides": {overrides of inference.json}}}}
 
 Overrides are ``ConfigWorkflow`` overrides (``#`` reaches into nested keys). ``--override`` pairs apply
@@ -138,6 +146,8 @@ def _inference(spec: dict, torch, clock: _Clock) -> dict:
         "n_cases": n_cases,
         "shape": timer.shape,
         "amp": bool(getattr(evaluator, "amp", False)),
+        # the fast path's choice (common.engines.FastInferenceNetwork), None for a plain network
+        "runtime": list(getattr(evaluator.network, "chosen", None) or []) or None,
         "params": sum(p.numel() for p in network.parameters()),
         "setup_s": setup_s,
         "rss_setup_gib": rss_setup,
@@ -236,8 +246,19 @@ def _phases(args, settings: dict, work: Path) -> list[tuple[str, str, dict]]:
     infer = {**data, **settings.get("inference", {}), **args.override}
     out = []
     if "inference" in args.phases:
-        paths = {"output_dir": str(work / "out"), "ckpt_path": str(work / "model.pt")}
-        out.append(("inference", f"`{args.bundle}` (inference.json)", {**infer, **paths}))
+        for size in args.sizes:
+            if size != "full" and size not in settings.get("sizes", {}):
+                raise SystemExit(
+                    f"--sizes {size}: benchmarks/settings/{args.bundle}.json declares no such size"
+                )
+            sized = {**infer, **settings.get("sizes", {}).get(size, {}), **args.override}
+            sized |= {"dataset_dir": str(work / f"data_{size}"), "phantom_dir": str(work / f"data_{size}")}
+            for variant in args.runtimes:
+                tag = f"{variant}_{size}".replace(":", "_")
+                paths = {"output_dir": str(work / tag / "out"), "ckpt_path": str(work / tag / "model.pt")}
+                where = "" if args.sizes == ["full"] else f", {size} size"
+                label = f"`{args.bundle}` (inference.json, {variant}{where})"
+                out.append(("inference", label, {**sized, **_runtime_overrides(variant), **paths}))
     if "train" in args.phases:
         data = {"dataset_dir": str(work / "train_data"), "phantom_dir": str(work / "train_data")}
         over = {**data, **settings.get("train", {})}
@@ -251,6 +272,16 @@ def _phases(args, settings: dict, work: Path) -> list[tuple[str, str, dict]]:
                 ("reference", f"reference: {ref.get('label', name)}", {**infer, **ref["overrides"], **paths})
             )
     return out
+
+
+def _runtime_overrides(variant: str) -> dict:
+    """Config overrides of a ``--runtimes`` variant: ``plain``, ``auto`` or ``RUNTIME:PRECISION``."""
+    if variant == "plain":  # the bundle's network straight in the evaluator, as before the fast path
+        return {"evaluator#network": "@network", "crop_to_head": False}
+    if variant == "auto":
+        return {}
+    runtime, _, precision = variant.partition(":")
+    return {"runtime": runtime, "precision": precision or "auto"}
 
 
 def _spawn(args, phase: str, overrides: dict, spec_file: Path) -> dict:
@@ -290,7 +321,7 @@ def _rows(label: str, phase: str, r: dict, args, base: dict | None = None) -> li
     """The table rows of one phase's result; ``base``: the bundle's inference result, for a reference."""
     if "error" in r:
         return [f"| {label} | {phase} | failed: {r['error']} | | | |"]
-    prec = "AMP" if r["amp"] else "fp32"
+    prec = " ".join(r["runtime"]) if r.get("runtime") else ("AMP" if r["amp"] else "fp32")
     cpu = f", {r['cores']:.1f} cores busy" if args.device == "cpu" else ""
     common = f"{r['params'] / 1e6:.2f} M parameters, setup {r['setup_s']:.0f} s{cpu}"
     mem, mem_note = _memory(r)
@@ -310,9 +341,9 @@ def _rows(label: str, phase: str, r: dict, args, base: dict | None = None) -> li
     shape = "x".join(map(str, (r["shape"] or [])[1:]))
     runs = f"{args.warmup} warm-up + {args.repeats} timed runs over {r['n_cases']} case(s)"
     whole, net = r["whole"], r["network"]
-    if base and "error" not in base:  # a reference row: how the bundle compares with it
+    if base and "error" not in base:  # how the first inference run compares with this one
         ratio = base["whole"]["median"] / whole["median"], base["network"]["median"] / net["median"]
-        runs += f"; bundle / this: whole case {ratio[0]:.2f}, network {ratio[1]:.2f}"
+        runs += f"; first row / this: whole case {ratio[0]:.2f}, network {ratio[1]:.2f}"
     return [
         f"| {label} | inference, whole case | {_s(whole['median'])} | {_s(whole['min'])} "
         f"| {1 / whole['median']:.3g} cases/s | network input {shape}, {prec}; {runs}; {common} |",
@@ -336,7 +367,9 @@ def _machine(args, load_before: list[float], threads: int | None) -> str:
     load = [round(v, 2) for v in os.getloadavg()]
     return (
         f"`{shlex.join(['python', 'benchmarks/run.py', *args.argv])}` on {date.today()}: {dev}; "
-        f"torch {torch.__version__}, monai {monai.__version__}; load average (1, 5, 15 min) before "
+        f"torch {torch.__version__}, monai {monai.__version__}; "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "
+        "load average (1, 5, 15 min) before "
         f"{load_before}, after {load}."
     )
 
@@ -357,6 +390,14 @@ def parse_args(argv=None):
         choices=("inference", "train", "reference"),
         default=["inference", "train", "reference"],
     )
+    p.add_argument(
+        "--runtimes",
+        nargs="+",
+        default=["plain", "auto"],
+        metavar="VARIANT",
+        help="inference variants: plain, auto, or RUNTIME:PRECISION (default: plain auto)",
+    )
+    p.add_argument("--sizes", nargs="+", default=["full"], help="input sizes: full and the settings' sizes")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (phantoms, outputs)")
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: run one phase here
     args = p.parse_args(argv)
@@ -406,9 +447,9 @@ def main(argv=None) -> int:
             result = _spawn(args, phase, overrides, work / f"phase{i}.json")
             failed |= "error" in result
             threads = threads or result.get("threads")
-            base = result if phase == "inference" else base
             kind = "train" if phase == "train" else "inference"
-            lines += _rows(label, kind, result, args, base if phase == "reference" else None)
+            lines += _rows(label, kind, result, args, base if kind == "inference" else None)
+            base = result if phase == "inference" and base is None else base
     finally:
         if args.keep:
             print(f"[run.py] kept {work}", file=sys.stderr)

@@ -7,12 +7,14 @@ Hole filling (MMRAN §3.5, prior-knowledge post-processing) needs nothing new: M
 from .assemble import AssembleLabelsd
 from .components import RemoveSmallComponents
 from .edge_targets import EdgeTargetsd, edge_band
+from .head_crop import CropToHeadd
 from .heads import LabelToHeadMasksd, SplitHeadsd
 from .slice_input import ToSingleChannelSliced
 from .tissue_masks import TissueMasksd
 
 __all__ = [
     "AssembleLabelsd",
+    "CropToHeadd",
     "EdgeTargetsd",
     "LabelToHeadMasksd",
     "RemoveSmallComponents",

@@ -115,6 +115,8 @@ def test_evaluation_per_case_and_rater_matches_inference(trained, tmp_path):
         output_dir=str(predictions),
         ckpt_path=str(root / "models" / "model.pt"),
         tissue_cache_dir=str(tmp_path / "tissue_cache"),
+        runtime="torch",  # the evaluator runs PyTorch fp32; the fast runtimes have their own gate below
+        precision="fp32",
     )
     for row, row2 in zip(per_case["dice"], per_case["dice_rater2"]):
         case = row["filename"]

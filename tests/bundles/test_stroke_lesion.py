@@ -121,6 +121,7 @@ def test_evaluation_per_subject_matches_inference(trained, tmp_path):
     run_bundle(
         BUNDLE, "inference.json", features=FEATURES, dataset_dir=str(root / "phantoms" / "Training"),
         output_dir=str(out), ckpt_path=str(root / "models" / "model.pt"),
+        runtime="torch", precision="fp32",  # as the evaluator; the fast runtimes have their own gate
     )  # fmt: skip
     pred = load(out / f"{case}_lesion.nii.gz") > 0
     ref = load(root / "phantoms" / test_item["label"]) > 0
