@@ -34,7 +34,8 @@ use_amp=false`` change them. What a bundle declares for the benchmark lives in O
      "train": {overrides},       enough phantom cases for the split to give full training batches
      "train_cpu": {overrides},   on the CPU only, to keep the run short, e.g. {"batch_size": 2}
      "sizes": {"half": {overrides}},   other input sizes for --sizes, merged over "inference"
-     "references": {"name": {"label": "...", "overrides": {overrides of inference.json}}}}
+     "references": {"name": {"label": "...", "overrides": {overrides of inference.json}},
+                    "other": {"label": "...", "base": "name", "overrides": {more overrides}}}}
 
 Overrides are ``ConfigWorkflow`` overrides (``#`` reaches into nested keys). ``--override`` pairs apply
 on top of them, in every phase. Logs of the children go to stderr; stdout holds the table only.
@@ -266,11 +267,13 @@ def _phases(args, settings: dict, work: Path) -> list[tuple[str, str, dict]]:
         over |= {"output_dir": str(work / "runs"), "ckpt_dir": str(work / "ckpt"), **args.override}
         out.append(("train", f"`{args.bundle}` (train.json)", over))
     if "reference" in args.phases:
-        for name, ref in settings.get("references", {}).items():
+        references = settings.get("references", {})
+        for name, ref in references.items():
             paths = {"output_dir": str(work / name / "out"), "ckpt_path": str(work / name / "model.pt")}
-            out.append(
-                ("reference", f"reference: {ref.get('label', name)}", {**infer, **ref["overrides"], **paths})
-            )
+            # "base": another reference whose overrides this one extends (the same model, another runtime)
+            base = references[ref["base"]]["overrides"] if "base" in ref else {}
+            overrides = {**infer, **base, **ref.get("overrides", {}), **paths}
+            out.append(("reference", f"reference: {ref.get('label', name)}", overrides))
     return out
 
 
