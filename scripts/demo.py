@@ -5,9 +5,10 @@ that shrink the network and the budget so that the whole demo takes a few minute
 report (``<output>/report.md``) holds the evaluation metrics and overlay figures of image, ground truth
 and prediction.
 
-Each command's output goes to ``<output>/<bundle>/{train,evaluate,inference}.log``; meanwhile the demo reads
-the log as it grows and shows the stage (k of M), the epoch and the time left, or the cases done: one line
-redrawn in place on a terminal, a line every 30 s otherwise.
+Each command's output goes to ``<output>/<bundle>/{train,evaluate,inference}.log`` (``train_<stage>.log``
+and ``evaluate_<stage>.log`` for a bundle trained in stages); meanwhile the demo reads the log as it grows
+and shows the stage (k of M), the epoch and the time left, or the cases done: one line redrawn in place on
+a terminal, a line every 30 s otherwise.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class DemoSpec:
     name: str
     overrides: dict[str, object] = field(default_factory=dict)
     run: str = ""  # name of the function below that runs this bundle's demo
+    commands: int = 3  # bundle commands the demo runs (train, evaluate, infer), for the [demo k/M] count
 
 
 MMRAN = DemoSpec(
@@ -115,8 +117,27 @@ STROKE = DemoSpec(
     },
     run="demo_stroke",
 )
+CLASSIFICATION = DemoSpec(
+    name="resnesat_brain_tumor_classification",
+    overrides={
+        # configs/smoke_test.json's network: one bottleneck per stage, narrow, 64 x 64 input
+        "image_size": [64, 64],
+        "layers": [1, 1, 1, 1],
+        "bottleneck_width": 8,
+        "stem_width": 8,
+        "base_planes": 16,
+        "epochs": 30,
+        "batch_size": 16,
+        "learning_rates": {"presence": 0.01, "source": 0.01},
+        "num_workers": 1,
+        "split_ratios": [4, 1, 1],
+        "phantom": {"n_patients": 36, "slices_per_patient": 4, "size": 64, "seed": 0},
+    },
+    run="demo_classification",
+    commands=5,  # train and evaluate each of the two stages, then the chained inference
+)
 MMRAN.run = "demo_mmran"
-BUNDLES = [MMRAN, BRATS, MS, STROKE]
+BUNDLES = [MMRAN, BRATS, MS, STROKE, CLASSIFICATION]
 
 
 def bundle_cmd(spec: DemoSpec, config: str, overrides: dict[str, object]) -> list[str]:
@@ -391,23 +412,35 @@ def demo_mmran(spec: DemoSpec, out: Path) -> list[str]:
     return lines
 
 
-def train_and_evaluate(spec: DemoSpec, work: Path) -> dict[str, float]:
-    """Train, then evaluate on the test split; returns the timings."""
+def train_and_evaluate(
+    spec: DemoSpec,
+    work: Path,
+    stage: str = "",
+    overrides: dict[str, object] | None = None,
+    datalist: str = "datalist.json",
+) -> dict[str, float]:
+    """Train, then evaluate on the test split; returns the timings.
+
+    For a bundle trained in several runs: ``stage`` names one (its logs ``train_<stage>.log`` and
+    ``evaluate_<stage>.log``, its evaluation folder ``eval/<stage>``), ``overrides`` are its own on top of
+    the spec's (e.g. ``{"task": "source"}``) and ``datalist`` is the file of ``runs/`` its training writes.
+    """
+    suffix, label = (f"_{stage}", f" {stage}") if stage else ("", "")
     paths = {
         "phantom_dir": str(work / "phantom_data"),
         "output_dir": str(work / "runs"),
         "ckpt_dir": str(work / "models"),
     }
-    train_cmd = bundle_cmd(spec, "train.json", {**spec.overrides, **paths})
-    timings = {"train": run(train_cmd, work / "train.log", "train")}
+    overrides = {**spec.overrides, **(overrides or {}), **paths}
+    train_cmd = bundle_cmd(spec, "train.json", overrides)
+    timings = {"train": run(train_cmd, work / f"train{suffix}.log", f"train{label}")}
     eval_overrides = {
-        **spec.overrides,
-        **paths,
-        "output_dir": str(work / "eval"),
-        "datalist_file": str(work / "runs" / "datalist.json"),
+        **overrides,
+        "output_dir": str(work / "eval" / stage),
+        "datalist_file": str(work / "runs" / datalist),
     }
     timings["evaluate"] = run(
-        bundle_cmd(spec, "evaluate.json", eval_overrides), work / "evaluate.log", "evaluate"
+        bundle_cmd(spec, "evaluate.json", eval_overrides), work / f"evaluate{suffix}.log", f"evaluate{label}"
     )
     return timings
 
@@ -595,6 +628,84 @@ def demo_stroke(spec: DemoSpec, out: Path) -> list[str]:
     return lines
 
 
+def demo_classification(spec: DemoSpec, out: Path) -> list[str]:
+    work = out / spec.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    # stage 1, then stage 2 into the same model.pt (stage 1 kept); each evaluated on its own test split
+    # (bundle_root: whatever else the configs write below it stays in the demo's folder)
+    tasks = {"presence": "datalist.json", "source": "datalist_source.json"}
+    timings = {
+        task: train_and_evaluate(spec, work, task, {"task": task, "bundle_root": str(work)}, datalist)
+        for task, datalist in tasks.items()
+    }
+    datalists = {task: json.loads((work / "runs" / file).read_text()) for task, file in tasks.items()}
+    # chained inference on the held-out patients of stage 1 (every class), in their class folders
+    test_items = datalists["presence"]["testing"]
+    inputs = work / "inference_inputs"
+    for item in test_items:
+        (inputs / item["image"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(work / "phantom_data" / item["image"], inputs / item["image"])
+    network = ("image_size", "layers", "bottleneck_width", "stem_width", "base_planes")
+    infer_overrides = {key: spec.overrides[key] for key in network} | {
+        "dataset_dir": str(inputs),
+        "output_dir": str(work / "predictions"),
+        "ckpt_path": str(work / "models" / "model.pt"),
+    }
+    inference_s = run(bundle_cmd(spec, "inference.json", infer_overrides), work / "inference.log", "infer")
+
+    truth = {item["image"]: item["category"] for item in test_items}  # absent, primary or secondary
+    rows = list(csv.DictReader(open(work / "predictions" / "classification.csv")))
+    for row in rows:
+        row["file"] = Path(row["file"]).relative_to(inputs).as_posix()
+        row["said"] = row["source"] if row["tumour"] == "yes" else "absent"
+    right = sum(row["said"] == truth[row["file"]] for row in rows)
+    one_per_patient = list({Path(row["file"]).parent: row for row in reversed(rows)}.values())[::-1]
+    phantom, size = spec.overrides["phantom"], "x".join(map(str, spec.overrides["image_size"]))
+    counts = {
+        task: "/".join(str(len(d[s])) for s in ("training", "validation", "testing"))
+        for task, d in datalists.items()
+    }
+    lines = [
+        f"## ResNeSAt, tumour presence then source (`{spec.name}`)",
+        "",
+        f"Phantom data: {phantom['n_patients']} patients x {phantom['slices_per_patient']} slices of "
+        f"{phantom['size']}², no tumour, glioma, meningioma or metastases (training/validation/test images, "
+        f"split by patient: presence {counts['presence']}, source {counts['source']}, the source task "
+        f"without the no-tumour patients). Reduced network (layers {spec.overrides['layers']}, "
+        f"bottleneck width {spec.overrides['bottleneck_width']}, stem {spec.overrides['stem_width']}, "
+        f"base planes {spec.overrides['base_planes']}), {size} input, {spec.overrides['epochs']} epochs "
+        "per stage.",
+        f"Wall time: training {timings['presence']['train']:.0f} s (presence) + "
+        f"{timings['source']['train']:.0f} s (source), evaluation {timings['presence']['evaluate']:.0f} + "
+        f"{timings['source']['evaluate']:.0f} s, chained inference {inference_s:.0f} s ({len(rows)} images).",
+        "",
+    ]
+    for number, task in enumerate(tasks, 1):
+        # evaluate.json's MetricsSaver table, wherever below the stage's eval folder the config puts it
+        metrics = max((work / "eval" / task).rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
+        lines += [
+            f"Stage {number} ({task}), `evaluate.json` on its test split:",
+            "",
+            *metrics_table(metrics),
+            "",
+        ]
+    lines += [
+        f"Chained inference (`predictions/classification.csv`) on the {len(rows)} test images of stage "
+        f"1: {right} of {len(rows)} given the right class (absent, primary or secondary). One slice per "
+        "patient:",
+        "",
+        "| file | true class | p_present | tumour | p_secondary | source |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| {r['file']} | {truth[r['file']]} | {r['p_present']} | {r['tumour']} | {r['p_secondary']} "
+            f"| {r['source']} |"
+            for r in one_per_patient
+        ),
+    ]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO / "demo_output")
@@ -609,9 +720,9 @@ def main() -> None:
         "",
     ]
     specs = [spec for spec in BUNDLES if not args.only or spec.name == args.only]
-    STAGES.total = 3 * len(specs)  # train, evaluate, infer
+    STAGES.total = sum(spec.commands for spec in specs)
     print(
-        f"[demo] {STAGES.total} stages, logs in {out}/<bundle>/{{train,evaluate,inference}}.log", flush=True
+        f"[demo] {STAGES.total} stages, logs in {out}/<bundle>/{{train,evaluate,inference}}*.log", flush=True
     )
     for spec in specs:
         print(f"[demo] {spec.name}: train, evaluate, infer ...", flush=True)
