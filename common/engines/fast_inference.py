@@ -140,6 +140,7 @@ class FastInferenceNetwork(nn.Module):
         self.chosen: tuple[str, str] | None = None
         self._compiled: dict[tuple[int, ...], Any] = {}
         self._digest: str | None = None
+        self._weights_version: tuple[int, ...] | None = None
 
     # ---------------------------------------------------------------------------------------- choice
     def _choose(self, device: torch.device) -> tuple[str, str]:
@@ -212,7 +213,15 @@ class FastInferenceNetwork(nn.Module):
             )  # fmt: skip
         network.train(was_training)
 
+    def _forget_stale_exports(self) -> None:
+        """Drop the digest and compiled models when the weights changed in place since (a new checkpoint
+        loaded into the same network): every in-place write bumps a tensor's version counter."""
+        version = tuple(t._version for t in self.network.state_dict().values())
+        if version != self._weights_version:
+            self._weights_version, self._digest, self._compiled = version, None, {}
+
     def _compile(self, spatial_shape: tuple[int, ...], runtime: str, precision: str) -> Any:
+        self._forget_stale_exports()
         key = (*spatial_shape,)
         if key not in self._compiled:
             path = self.onnx_file(spatial_shape)

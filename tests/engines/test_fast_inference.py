@@ -126,3 +126,19 @@ def test_torch_path_leaves_results_unchanged_for_3d():
         np.testing.assert_allclose(
             FastInferenceNetwork(net, "torch", "fp32")(x).numpy(), net(x).numpy(), rtol=1e-4, atol=1e-5
         )
+
+
+def test_new_weights_loaded_in_place_give_a_new_export(unet, tmp_path):
+    """A checkpoint loaded into the same network between calls (as CheckpointLoader does) is followed."""
+    runtime = "onnxruntime" if fi._installed("onnxruntime") else "openvino"
+    if not fi._installed(runtime):
+        pytest.skip("no ONNX runtime installed")
+    torch.manual_seed(3)
+    net = BasicUNet(spatial_dims=2, in_channels=2, out_channels=3, features=(8, 8, 16, 32, 64, 8)).eval()
+    fast = FastInferenceNetwork(net, runtime, "fp32", tmp_path)
+    x = torch.randn(1, 2, 32, 32)
+    with torch.no_grad():
+        fast(x)
+        net.load_state_dict(unet.state_dict())  # in place, as a checkpoint loader does
+        torch.testing.assert_close(fast(x), unet(x), rtol=1e-4, atol=1e-4)
+    assert len(list(tmp_path.glob("*.onnx"))) == 2
