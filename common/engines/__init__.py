@@ -6,6 +6,7 @@ from .checkpoint import (
     cpu_state_dict,
     load_network_weights,
     save_atomic,
+    stage_to_train,
     unwrap,
 )
 from .class_probabilities import ClassProbabilityWriter
@@ -33,5 +34,6 @@ __all__ = [
     "native_bf16",
     "process_device",
     "save_atomic",
+    "stage_to_train",
     "unwrap",
 ]

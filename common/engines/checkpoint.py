@@ -168,3 +168,27 @@ class TrainingCheckpoint:
         if engine.state.max_epochs != max_epochs:
             engine.state.max_epochs = max_epochs
         logger.info("resumed from %s at epoch %d", self.path, engine.state.epoch)
+
+
+def stage_to_train(
+    network: nn.Module,
+    stage: str,
+    checkpoint: str | os.PathLike | None = None,
+    pretrained: str | os.PathLike | None = None,
+) -> nn.Module:
+    """The sub-network ``stage`` of a multi-stage network (``TwoStageClassifier``), ready to train.
+
+    ``checkpoint``, the whole network's weights, is loaded first when the file exists, so that training one
+    stage keeps the others (the presence stage while the source stage trains); then ``pretrained``, a local
+    ResNeSt-50 checkpoint (:func:`common.networks.load_resnest_checkpoint`), into the stage. A config calls
+    it where it defines the stage (``"stage_network"``), which is parsed when the trainer is built: after
+    ``initialize``, also under ``multi_gpu_train.json``, whose ``initialize`` replaces train.json's.
+    """
+    if checkpoint is not None and os.path.exists(checkpoint):
+        load_network_weights(network, checkpoint)
+    sub = getattr(unwrap(network), stage)
+    if pretrained:
+        from common.networks import load_resnest_checkpoint
+
+        load_resnest_checkpoint(sub, pretrained)
+    return sub

@@ -21,15 +21,36 @@ __all__ = ["CropToHeadd"]
 logger = logging.getLogger(__name__)
 
 
-class CropToHeadd(CropForegroundd):
-    """``CropForegroundd`` (``select_fn`` ``x > 0``, ``margin`` voxels kept) that keeps an empty image whole.
+class _Above:
+    """``x > threshold`` as a picklable ``select_fn`` (data loader workers pickle the transforms)."""
 
-    Place it where the background is zero: before intensity scaling for skull-stripped MR, after the window
-    for CT (air becomes 0) and for MR scaled by percentiles (the crop would change the percentiles).
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def __call__(self, x: Any) -> Any:
+        return x > self.threshold
+
+
+class CropToHeadd(CropForegroundd):
+    """``CropForegroundd`` of the voxels above ``threshold`` (plus ``margin``); an empty image stays whole.
+
+    Place it where the background is (near) zero: before intensity scaling for skull-stripped MR, after the
+    window for CT (air becomes 0) and after a percentile scaling for MR (cropping first would change the
+    percentiles). ``threshold`` > 0 skips background noise, e.g. 0.1 after a [0, 1] scaling of a
+    non-skull-stripped T1.
     """
 
-    def __init__(self, keys: Any, source_key: str = "image", margin: int = 4, **kwargs: Any) -> None:
-        super().__init__(keys, source_key=source_key, margin=margin, allow_smaller=True, **kwargs)
+    def __init__(
+        self, keys: Any, source_key: str = "image", margin: int = 4, threshold: float = 0.0, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            keys,
+            source_key=source_key,
+            select_fn=_Above(threshold),
+            margin=margin,
+            allow_smaller=True,
+            **kwargs,
+        )
 
     def __call__(self, data: Mapping[Hashable, Any], lazy: bool | None = None) -> dict[Hashable, Any]:
         start, end = self.cropper.compute_bounding_box(img=data[self.source_key])

@@ -130,6 +130,7 @@ def test_local_imagenet_checkpoint_initialises_the_trained_stage(tmp_path):
     torch.save({official_name(k): v for k, v in rgb.state_dict().items()}, path)
     bundle = copy_bundle(BUNDLE, tmp_path)
     wf = workflow(bundle, ["train.json"], "train", task="source", pretrained_checkpoint=str(path))
+    wf.parser.get_parsed_content("train#trainer")  # the stage is made ready when the trainer is built
     network = wf.parser.get_parsed_content("network")
     # the first conv takes the grey channel: the sum of the RGB kernels; the stage not trained stays as it was
     stem = next(k for k in rgb.state_dict() if k.endswith("weight") and rgb.state_dict()[k].ndim == 4)

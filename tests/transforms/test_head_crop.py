@@ -41,3 +41,10 @@ def test_an_image_without_foreground_stays_whole(caplog):
         out = CropToHeadd(keys="image")({"image": image})
     assert out["image"].shape == (1, 16, 16, 8)
     assert "no foreground" in caplog.text
+
+
+def test_threshold_skips_background_noise():
+    image = head()
+    image[0] += 0.05 * torch.rand(image.shape[1:])  # noise everywhere below 0.1, the head above 0.5
+    assert CropToHeadd(keys="image")({"image": image})["image"].shape == (2, 40, 48, 30)  # noise is "head"
+    assert CropToHeadd(keys="image", threshold=0.1)({"image": image})["image"].shape == (2, 30, 38, 23)
