@@ -234,7 +234,10 @@ class FastInferenceNetwork(nn.Module):
 
 
 def _onnxruntime_session(path: Path, threads: int) -> Any:
-    import onnxruntime
+    try:  # optional: the bundles run without it (their metadata lists it as optional)
+        import onnxruntime
+    except ImportError as error:
+        raise ValueError("runtime 'onnxruntime' is not installed (pip install onnxruntime)") from error
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -244,7 +247,10 @@ def _onnxruntime_session(path: Path, threads: int) -> Any:
 
 
 def _openvino_model(path: Path, threads: int, precision: str) -> Any:
-    import openvino
+    try:  # optional, as onnxruntime
+        import openvino
+    except ImportError as error:
+        raise ValueError("runtime 'openvino' is not installed (pip install openvino)") from error
 
     core = openvino.Core()
     config = {
