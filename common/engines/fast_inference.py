@@ -141,6 +141,7 @@ class FastInferenceNetwork(nn.Module):
         self._compiled: dict[tuple[int, ...], Any] = {}
         self._digest: str | None = None
         self._weights_version: tuple[int, ...] | None = None
+        self._memory_format: torch.memory_format | None = None
 
     # ---------------------------------------------------------------------------------------- choice
     def _choose(self, device: torch.device) -> tuple[str, str]:
@@ -165,7 +166,9 @@ class FastInferenceNetwork(nn.Module):
     def _torch(self, x: torch.Tensor, precision: str) -> torch.Tensor:
         memory_format = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.ndim)
         if memory_format is not None:
-            self.network.to(memory_format=memory_format)
+            if self._memory_format != memory_format:  # convert the weights once, not at every call
+                self.network.to(memory_format=memory_format)
+                self._memory_format = memory_format
             x = x.contiguous(memory_format=memory_format)
         if precision == "fp32":
             return self.network(x).contiguous()
@@ -203,6 +206,7 @@ class FastInferenceNetwork(nn.Module):
         parameter = next(network.parameters(), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
         network.eval().to(memory_format=torch.contiguous_format)
+        self._memory_format = None
         example = torch.zeros((1, *spatial_shape), device=device)
         logger.info("exporting %s for inputs (B, %s) to %s", type(network).__name__, spatial_shape, path)
         with atomic_output(path) as tmp, warnings.catch_warnings():
