@@ -1,5 +1,6 @@
 """Ignite handlers and batch preparation shared by the bundles' trainers and evaluators."""
 
+from .batch_size import batch_size_for
 from .checkpoint import (
     BestModelSaver,
     TrainingCheckpoint,
@@ -25,6 +26,7 @@ __all__ = [
     "MultiTaskPrepareBatch",
     "TrainingCheckpoint",
     "TwoStageResultWriter",
+    "batch_size_for",
     "choose_runtime",
     "cpu_state_dict",
     "destroy_distributed",

@@ -8,6 +8,7 @@ scores. The other rows of the paper's Table 2, the R1.2 layout and CT get one-ep
 
 import csv
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -229,3 +230,31 @@ def test_fast_inference_agrees_with_pytorch_fp32(trained, tmp_path):
     # bf16 missed the gate here (OpenVINO bf16 Dice 0.989, 2026-12-04): the bundle's precision is fp32
     fp32_paths = [path for path in FAST_PATHS if path[1] == "fp32"]
     assert_fast_paths_agree(fast_path_agreement(BUNDLE, tmp_path, overrides, paths=fp32_paths))
+
+
+@pytest.mark.parametrize("crop_to_head", [True, False])
+def test_a_blank_volume_is_inferred_whole_onto_its_grid(trained, tmp_path, crop_to_head):
+    """A volume with nothing above the head threshold is inferred whole (not cropped to nothing, not
+    failed) and its mask restored onto its grid, with the crop switched on or off (``crop_to_head``)."""
+    root, _ = trained
+    data = tmp_path / "Training"
+    shutil.copytree(root / "phantoms" / "Training", data)
+    images = sorted(data.rglob("*_T1w.nii.gz"))
+    blank = nib.load(images[0])
+    nib.save(nib.Nifti1Image(np.zeros(blank.shape, np.float32), blank.affine), images[0])
+    out = tmp_path / "predictions"
+    run_bundle(
+        BUNDLE, "inference.json", features=FEATURES, dataset_dir=str(data), output_dir=str(out),
+        ckpt_path=str(root / "models" / "model.pt"), crop_to_head=crop_to_head,
+        runtime="torch", precision="fp32",
+    )  # fmt: skip
+    failed = out / "failed_inputs.csv"
+    assert not failed.exists() or not list(csv.DictReader(open(failed)))
+
+    def mask_of(image):  # <sub>_<ses>_space-..._T1w.nii.gz -> <sub>_<ses>_lesion.nii.gz
+        return out / ("_".join(image.name.split("_")[:2]) + "_lesion.nii.gz")
+
+    for image in images:  # the blank one first
+        mask = nib.load(mask_of(image))
+        assert mask.shape == nib.load(image).shape
+        np.testing.assert_allclose(mask.affine, nib.load(image).affine, atol=1e-5)

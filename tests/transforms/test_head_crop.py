@@ -37,10 +37,14 @@ def test_crops_to_the_head_with_a_margin_and_inverts_onto_the_input_grid():
 
 def test_an_image_without_foreground_stays_whole(caplog):
     image = MetaTensor(torch.zeros(1, 16, 16, 8))
+    pipeline = Compose([CropToHeadd(keys="image")])
     with caplog.at_level(logging.WARNING):
-        out = CropToHeadd(keys="image")({"image": image})
+        out = pipeline({"image": image})
     assert out["image"].shape == (1, 16, 16, 8)
     assert "no foreground" in caplog.text
+    out["pred"] = torch.ones_like(out["image"])  # the inverse still finds the crop it undoes
+    restored = Invertd(keys="pred", transform=pipeline, orig_keys="image", nearest_interp=True)(out)["pred"]
+    assert restored.shape == (1, 16, 16, 8) and bool(torch.all(torch.as_tensor(restored) == 1))
 
 
 def test_threshold_skips_background_noise():
@@ -48,3 +52,13 @@ def test_threshold_skips_background_noise():
     image[0] += 0.05 * torch.rand(image.shape[1:])  # noise everywhere below 0.1, the head above 0.5
     assert CropToHeadd(keys="image")({"image": image})["image"].shape == (2, 40, 48, 30)  # noise is "head"
     assert CropToHeadd(keys="image", threshold=0.1)({"image": image})["image"].shape == (2, 30, 38, 23)
+
+
+def test_disabled_crop_passes_through_and_the_inverse_still_holds():
+    image = head()
+    pipeline = Compose([CropToHeadd(keys="image", enabled=False)])
+    out = pipeline({"image": image})
+    assert out["image"].shape == image.shape
+    out["pred"] = (out["image"][:1] > 0).float()
+    restored = Invertd(keys="pred", transform=pipeline, orig_keys="image", nearest_interp=True)(out)["pred"]
+    torch.testing.assert_close(torch.as_tensor(restored), (image[:1] > 0).float())
