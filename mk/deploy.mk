@@ -32,7 +32,7 @@ $(DEPLOY_STAMP): $(DEPLOY_PY) pyproject.toml mk/deploy.mk
 	@$(DEPLOY_PY) -c "import torch" 2>/dev/null && echo "torch already installed: $$($(DEPLOY_PY) -c 'import torch; print(torch.__version__)')" \
 		|| $(DEPLOY_PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(DEPLOY_PY) -m pip install --quiet "$(DEPLOY_SDK_SPEC)" $(DEPLOY_HOLOSCAN_SPEC) $(DEPLOY_DICOM_SPEC) \
-		"pytest>=8,<10" -e .
+		"pytest>=8,<10" -e ".[fast]"
 	$(DEPLOY_PY) -c "import monai.deploy.core, monai.deploy.operators.dicom_seg_writer_operator, highdicom, common; \
 		import monai, monai.deploy, pydicom, torch; \
 		print('deploy env: MONAI', monai.__version__, '| Deploy SDK', monai.deploy.__version__, \

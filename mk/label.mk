@@ -42,7 +42,7 @@ $(LABEL_STAMP): $(LABEL_PY) pyproject.toml mk/label.mk $(LABEL_SHIM)
 	@$(LABEL_PY) -c "import torch" 2>/dev/null && echo "torch already installed: $$($(LABEL_PY) -c 'import torch; print(torch.__version__)')" \
 		|| $(LABEL_PY) -m pip install --quiet $(if $(LABEL_TORCH_INDEX),--index-url $(LABEL_TORCH_INDEX)) "$(LABEL_TORCH_SPEC)"
 	$(LABEL_PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(LABEL_CONSTRAINTS)
-	$(LABEL_PIP) $(LABEL_PINS) $(LABEL_DEPS) -e . "pytest>=8,<10"
+	$(LABEL_PIP) $(LABEL_PINS) $(LABEL_DEPS) -e ".[fast]" "pytest>=8,<10"
 	$(LABEL_PIP) --no-deps "monailabel==0.8.5"
 	@# PyPI's torchvision is built against a CUDA torch: beside the CPU build its compiled ops cannot load,
 	@# and without them it does not import (monailabel imports it). The hook declares the two operators that

@@ -26,6 +26,11 @@ The ONNX file is exported at the first call for each input shape (batch size sta
 checkpoint has been loaded, and cached in ``cache_dir`` (beside the checkpoint) under a name holding a digest
 of the network's structure and weights: a new checkpoint gives a new file, an unchanged one is reused
 across runs. A ``cache_dir`` that cannot be written falls back to the temporary folder, with a warning.
+A network whose inputs change size from case to case (the stroke bundle's slices, cropped to each head) is
+exported once with free spatial sizes instead (``dynamic_shape=True``): one file and one compiled model serve
+every size, where a file per size would cost an export (about 1.5 s) and a file per case. Only for networks
+whose trace does not bake the size in; each bundle that sets it checks its masks at several sizes against
+PyTorch (the accuracy gate runs over phantoms cropped to different boxes).
 """
 
 from __future__ import annotations
@@ -121,6 +126,7 @@ class FastInferenceNetwork(nn.Module):
         cache_dir: where exported ONNX files are kept (the checkpoint's folder in the bundles); ``None``: the
             temporary folder.
         threads: CPU threads of ONNX Runtime and OpenVINO; default ``torch.get_num_threads()``.
+        dynamic_shape: export with free spatial sizes (one ONNX file for every input size; see above).
     """
 
     def __init__(
@@ -130,6 +136,7 @@ class FastInferenceNetwork(nn.Module):
         precision: str = "auto",
         cache_dir: str | os.PathLike | None = None,
         threads: int | None = None,
+        dynamic_shape: bool = False,
     ) -> None:
         super().__init__()
         _check_options(runtime, precision)
@@ -137,6 +144,7 @@ class FastInferenceNetwork(nn.Module):
         self.runtime, self.precision = runtime, precision
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.threads = threads
+        self.dynamic_shape = bool(dynamic_shape)
         self.chosen: tuple[str, str] | None = None
         self._compiled: dict[tuple[int, ...], Any] = {}
         self._digest: str | None = None
@@ -191,10 +199,12 @@ class FastInferenceNetwork(nn.Module):
         return fallback
 
     def onnx_file(self, spatial_shape: tuple[int, ...]) -> Path:
-        """The cached ONNX export of the network for inputs ``(B, *spatial_shape)``; made if missing."""
+        """The cached ONNX export of the network for inputs ``(B, *spatial_shape)``; made if missing
+        (``dynamic_shape``: one file for every ``spatial_shape`` with the same number of channels)."""
         if self._digest is None:
             self._digest = _weights_digest(self.network)
-        shape = "x".join(str(s) for s in spatial_shape)
+        shape = "x".join(str(s) for s in (spatial_shape[:1] if self.dynamic_shape else spatial_shape))
+        shape += "xdynamic" if self.dynamic_shape else ""
         path = self._folder() / f"{type(self.network).__name__}.{self._digest}.{shape}.onnx"
         if not path.is_file():
             self._export(path, spatial_shape)
@@ -208,12 +218,16 @@ class FastInferenceNetwork(nn.Module):
         network.eval().to(memory_format=torch.contiguous_format)
         self._memory_format = None
         example = torch.zeros((1, *spatial_shape), device=device)
+        # batch is always free; with dynamic_shape the spatial sizes too (the channel axis never is)
+        axes = {0: "batch"} | (
+            {i: f"size{i}" for i in range(2, 1 + len(spatial_shape))} if self.dynamic_shape else {}
+        )
         logger.info("exporting %s for inputs (B, %s) to %s", type(network).__name__, spatial_shape, path)
         with atomic_output(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's tracer warnings say nothing to a user
             torch.onnx.export(
                 network, (example,), str(tmp), input_names=["image"], output_names=["pred"],
-                dynamic_axes={"image": {0: "batch"}, "pred": {0: "batch"}}, dynamo=False,
+                dynamic_axes={"image": axes, "pred": axes}, dynamo=False,
             )  # fmt: skip
         network.train(was_training)
 
@@ -226,7 +240,7 @@ class FastInferenceNetwork(nn.Module):
 
     def _compile(self, spatial_shape: tuple[int, ...], runtime: str, precision: str) -> Any:
         self._forget_stale_exports()
-        key = (*spatial_shape,)
+        key = spatial_shape[:1] if self.dynamic_shape else spatial_shape
         if key not in self._compiled:
             path = self.onnx_file(spatial_shape)
             threads = self.threads or torch.get_num_threads()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 import sys
 import tomllib
@@ -185,6 +186,20 @@ def run_app(sdk, kind: str, bundle_ts: Path, bundle: str, input_path: Path, outp
     argv = [sys.executable, kind, "-i", str(input_path), "-o", str(output), "-m", str(bundle_ts)]
     sdk[kind](argv, config_names=config_names(bundle), **kwargs).run()
     return output
+
+
+def assert_fast_path_logged(caplog, bundle: str) -> None:
+    """The app ran the network on the path the bundle's ``runtime``/``precision`` choose on this machine."""
+    from monai.bundle import ConfigParser
+
+    from common.engines import choose_runtime
+
+    parser = ConfigParser()
+    parser.read_config(config_files(bundle))
+    runtime, precision = choose_runtime(parser["runtime"], parser["precision"], "cpu")
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("inference runtime")]
+    assert logged, "no runtime choice logged: the app did not run FastInferenceNetwork"
+    assert logged[0].startswith(f"inference runtime {runtime}, precision {precision}"), logged[0]
 
 
 def run_bundle_inference(
@@ -369,8 +384,9 @@ def test_app_folder_packages(kind):
     lines = [
         ln for ln in (folder / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")
     ]
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert _names(project) <= _names(lines)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert _names(project["dependencies"]) <= _names(lines)
+    assert _names(project["optional-dependencies"]["fast"]) <= _names(lines)  # the CPU fast path
     assert {"pydicom", "highdicom", "torch"} <= _names(lines)
     assert f"apps.deploy.{kind}.app import main" in (folder / "__main__.py").read_text()
 
@@ -509,15 +525,18 @@ def canonical_labels() -> list[str]:
 
 
 @pytest.mark.parametrize("bundle", bundles_of("volume_segmentation"))
-def test_volume_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle):
+def test_volume_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle, caplog):
     """A BraTS case folder (4 files) and the same case as one 4D file: label map and whole-tumour mask on the
-    input's grid and affine, equal to the bundle's own inference (whose codes are the input layout's)."""
+    input's grid and affine, equal to the bundle's own inference (whose codes are the input layout's), on the
+    bundle's fast path."""
     from common.data.brats import ADAPTER
 
     model_pt, model_ts = exported(bundle)
     case = brats_case(tmp_path / "data", bundle)
     source = nib.load(modality_file(case, "flair"))
-    out = run_app(sdk, "volume_segmentation", model_ts, bundle, case, tmp_path / "out")
+    with caplog.at_level(logging.INFO, logger="common.engines.fast_inference"):
+        out = run_app(sdk, "volume_segmentation", model_ts, bundle, case, tmp_path / "out")
+    assert_fast_path_logged(caplog, bundle)
     ref = run_bundle_inference(bundle, model_pt, tmp_path / "data", tmp_path / "ref")
     labels = {}
     for postfix, ref_postfix in (("seg", "seg"), ("wt_mask", "wt")):
@@ -780,15 +799,20 @@ def stroke_calibration_batch(folder: Path, bundle: str):
 
 @pytest.mark.parametrize("bundle", bundles_of("lesion_segmentation"))
 @pytest.mark.parametrize("adapter", ["atlas", "ncct"])
-def test_lesion_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle, adapter):
+def test_lesion_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle, adapter, caplog):
     """An ATLAS (MRI) or NCCT (CT) folder: one mask per scan (the masks beside the images are not cases), on
     the scan's grid and affine, equal to the bundle's own inference with the same data set's scaling."""
     from common.data import get_adapter
 
     model_pt, model_ts = exported(bundle)
     root = stroke_phantoms(tmp_path / "data", bundle, adapter)
-    out = run_app(sdk, "lesion_segmentation", model_ts, bundle, root, tmp_path / "out")
+    with caplog.at_level(logging.INFO, logger="common.engines.fast_inference"):
+        out = run_app(sdk, "lesion_segmentation", model_ts, bundle, root, tmp_path / "out")
+    assert_fast_path_logged(caplog, bundle)
     ref = run_bundle_inference(bundle, model_pt, root, tmp_path / "ref", adapter=adapter)
+    # scans cropped to their heads differ in size; one export with free sizes serves them all
+    exports = [p.name for p in model_ts.parent.glob("*.onnx")]
+    assert all(name.endswith(".1xdynamic.onnx") for name in exports), exports
     items = get_adapter(adapter).find_cases(root).items
     assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{i['case']}_lesion.nii.gz" for i in items)
     for item in items:

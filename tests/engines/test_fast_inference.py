@@ -106,16 +106,44 @@ def test_onnx_cache_is_reused_and_follows_the_weights(unet, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.suffix != ".onnx"]  # no temporary file left
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
-def test_read_only_cache_falls_back_to_temp(unet, tmp_path):
+@pytest.mark.parametrize("unwritable", ["read_only", "under_a_file"])
+def test_unwritable_cache_falls_back_to_temp(unet, tmp_path, unwritable):
     if not fi._installed("onnxruntime"):
         pytest.skip("no ONNX Runtime")
-    tmp_path.chmod(0o500)
+    if unwritable == "read_only" and os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    cache = tmp_path / "cache"
+    if unwritable == "under_a_file":  # a folder that cannot be made, whoever runs the test
+        (tmp_path / "a_file").write_text("")
+        cache = tmp_path / "a_file" / "cache"
+    else:
+        cache.mkdir()
+        cache.chmod(0o500)
     try:
         with pytest.warns(UserWarning, match="cannot write"):
-            FastInferenceNetwork(unet, "onnxruntime", "fp32", tmp_path)(torch.randn(1, 2, 16, 16))
+            out = FastInferenceNetwork(unet, "onnxruntime", "fp32", cache)(torch.randn(1, 2, 32, 32))
+        assert out.shape == (1, 3, 32, 32)
     finally:
-        tmp_path.chmod(0o700)
+        if cache.is_dir():
+            cache.chmod(0o700)
+
+
+@pytest.mark.parametrize("runtime", [r for r in ("onnxruntime", "openvino") if fi._installed(r)])
+def test_dynamic_shape_serves_every_size_from_one_export(tmp_path, runtime):
+    """The stroke bundle's network (slices cropped to each head: a new size per case) exported once."""
+    from common.networks import UNetPlusPlusEdge
+
+    torch.manual_seed(0)
+    net = UNetPlusPlusEdge(features=(4, 4, 8, 16, 32, 4), inference_only=True).eval()
+    fast = FastInferenceNetwork(net, runtime, "fp32", tmp_path, dynamic_shape=True)
+    for shape in ((2, 1, 48, 64), (3, 1, 64, 32), (1, 1, 80, 48)):
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            expected, out = net(x), fast(x)
+        assert out.shape == expected.shape
+        torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+    (path,) = tmp_path.glob("*.onnx")
+    assert path.name.endswith(".1xdynamic.onnx")
 
 
 def test_torch_path_leaves_results_unchanged_for_3d():

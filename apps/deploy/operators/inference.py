@@ -7,10 +7,18 @@ embedded in the TorchScript file the same way (pre-processing, inferer, post-pro
 which our ``SplitHeadsd`` does not leave (it splits ``pred`` into one key per head). It also runs a 2D bundle
 on each slice of a volume, and takes multi-channel inputs (BraTS' four modalities). What it emits is a
 result (:mod:`apps.deploy.operators.result`).
+
+The network runs on the bundles' fast path (:class:`common.engines.FastInferenceNetwork`), with the
+``runtime`` and ``precision`` of the embedded ``inference`` config (``auto``: OpenVINO or ONNX Runtime on a
+CPU, fp16 autocast on a GPU; ``config_overrides`` can set them). A TorchScript module does not export to a
+usable ONNX graph (its loops become ONNX loops), so the network is rebuilt from the embedded ``network_def``
+and given the TorchScript file's weights; where that fails, the TorchScript module runs in PyTorch. The
+exported ONNX is cached beside the model file (the temporary folder where that is read-only).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +38,9 @@ from monai.utils import ensure_tuple
 from apps.deploy.operators.inputs import IMAGE
 from apps.deploy.operators.result import RESULT
 from common.data.errors import DataFormatError
+from common.engines import FastInferenceNetwork
+
+logger = logging.getLogger(__name__)
 
 
 def _to_numpy(value: Any) -> Any:
@@ -139,18 +150,38 @@ class BundleInferenceOperator(MonaiBundleInferenceOperator):
                 self.bundle_path = Path(model.path)
                 self._init_config(self._bundle_config_names.config_names)
                 self._init_completed = True
-            self._model_network = model
+            scripted = getattr(model, "predictor", model)  # the SDK's TorchScriptModel loads it on demand
         elif self.bundle_path and Path(self.bundle_path).is_file():
             if not self._init_completed:
                 self._init_config(self._bundle_config_names.config_names)
                 self._init_completed = True
-            self._model_network = torch.jit.load(str(self.bundle_path), map_location=self._device).eval()
+            scripted = torch.jit.load(str(self.bundle_path), map_location=self._device).eval()
         else:
             raise FileNotFoundError(
                 f"no model: pass the bundle's exported model.ts with -m (or HOLOSCAN_MODEL_PATH); got "
                 f"{self.app_context.model_path!r}"
             )
+        self._model_network = self._fast_network(scripted)
         self._network_ready = True
+
+    def _config_value(self, key: str, default: Any) -> Any:
+        if key in self._config_overrides:
+            return self._config_overrides[key]
+        return self._parser.get_parsed_content(key) if key in self._parser else default
+
+    def _fast_network(self, scripted: torch.nn.Module) -> FastInferenceNetwork:
+        """``scripted``'s weights in the eager ``network_def`` on the fast path (see the module docstring)."""
+        runtime, precision = self._config_value("runtime", "auto"), self._config_value("precision", "auto")
+        try:
+            network = self._parser.get_parsed_content("network_def", instantiate=True)
+            network.load_state_dict(scripted.state_dict())
+            network = network.to(self._device).eval()
+        except Exception as err:  # a bundle whose network cannot be rebuilt here still runs, in PyTorch
+            logger.warning("%s: TorchScript module run in PyTorch (network_def: %s)", self.bundle_path, err)
+            network, runtime = scripted, "torch"
+        cache_dir = Path(self.bundle_path).parent if self.bundle_path else None
+        dynamic = bool(self._config_value("inference_network#dynamic_shape", False))
+        return FastInferenceNetwork(network, runtime, precision, cache_dir=cache_dir, dynamic_shape=dynamic)
 
     @property
     def model_card(self) -> dict[str, Any]:

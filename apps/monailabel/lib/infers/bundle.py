@@ -14,6 +14,11 @@ vector as probabilities in the result JSON::
 A bundle without a label map (2D image in, class probabilities out) is served as a classification model:
 no label file, only that JSON.
 
+The network runs on the bundles' fast path (:class:`common.engines.FastInferenceNetwork`, with the
+``runtime``, ``precision`` and ``inference_network#dynamic_shape`` of the bundle's ``inference.json``): on a
+CPU server OpenVINO or ONNX Runtime, exported once beside the checkpoint and again when a new checkpoint
+lands (MONAI Label reloads the network when the file changes).
+
 Label names: when the post-processing writes labels in a data set's own codes (a ``MapLabelCodesd`` with
 ``inverse``, e.g. the BraTS bundle's ``FromCanonicalBraTSLabelsd``), the names are the data set's labels
 for the bundle's ``default_layout``; otherwise they are the label map's ``channel_def`` (a one-channel
@@ -23,6 +28,7 @@ mask is ``{name: 1}``).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +39,7 @@ from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.transform.post import Restored
 from monailabel.transform.writer import Writer
 
+from common.engines import FastInferenceNetwork
 from lib.bundle_outputs import BundleOutputs
 
 logger = logging.getLogger(__name__)
@@ -86,6 +93,7 @@ class BundleOutputsInfer(BundleInferTask):
 
     def __init__(self, path: str, conf: dict[str, str], **kwargs: Any):
         self.outputs = BundleOutputs.read(path)
+        self._fast_networks: dict[Any, FastInferenceNetwork] = {}  # before super(): preload builds one
         kwargs.setdefault("type", InferType.CLASSIFICATION if self.outputs.is_classification else "")
         # the label map is already on the input's grid (the bundles invert their preprocessing); Restored
         # is added below on the label map's key rather than on "pred"
@@ -94,6 +102,26 @@ class BundleOutputsInfer(BundleInferTask):
         if not self.is_valid():
             return
         self.labels = self._mask_labels()
+
+    def _config_value(self, key: str, default: Any) -> Any:
+        return self.bundle_config.get_parsed_content(key) if key in self.bundle_config else default
+
+    def _get_network(self, device, data):
+        """MONAI Label's network (reloaded when the checkpoint changes) wrapped for the fast path."""
+        network = super()._get_network(device, data)
+        if network is None:
+            return None
+        fast = self._fast_networks.get(device)
+        if fast is None or fast.network is not network:
+            fast = FastInferenceNetwork(
+                network,
+                runtime=self._config_value("runtime", "auto"),
+                precision=self._config_value("precision", "auto"),
+                cache_dir=os.path.dirname(self.path[0]) if self.path else None,
+                dynamic_shape=bool(self._config_value("inference_network#dynamic_shape", False)),
+            )
+            self._fast_networks[device] = fast
+        return fast
 
     def _mask_labels(self) -> dict[str, int]:
         if self.outputs.mask_key is None:
