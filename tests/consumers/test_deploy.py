@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import re
 import sys
 import tomllib
@@ -188,18 +187,35 @@ def run_app(sdk, kind: str, bundle_ts: Path, bundle: str, input_path: Path, outp
     return output
 
 
-def assert_fast_path_logged(caplog, bundle: str) -> None:
-    """The app ran the network on the path the bundle's ``runtime``/``precision`` choose on this machine."""
+@pytest.fixture
+def fast_paths(monkeypatch) -> list[Any]:
+    """Every ``FastInferenceNetwork`` that chooses its runtime while the test runs (the app's own)."""
+    from common.engines.fast_inference import FastInferenceNetwork
+
+    seen: list[Any] = []
+    choose = FastInferenceNetwork._choose
+
+    def spy(self, device):
+        seen.append(self)
+        return choose(self, device)
+
+    monkeypatch.setattr(FastInferenceNetwork, "_choose", spy)
+    return seen
+
+
+def assert_on_the_fast_path(fast_paths: list[Any], bundle: str) -> None:
+    """The app ran the bundle's eager network on the path its ``runtime``/``precision`` choose on this CPU."""
+    import torch
     from monai.bundle import ConfigParser
 
     from common.engines import choose_runtime
 
     parser = ConfigParser()
     parser.read_config(config_files(bundle))
-    runtime, precision = choose_runtime(parser["runtime"], parser["precision"], "cpu")
-    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("inference runtime")]
-    assert logged, "no runtime choice logged: the app did not run FastInferenceNetwork"
-    assert logged[0].startswith(f"inference runtime {runtime}, precision {precision}"), logged[0]
+    assert fast_paths, "the app did not run FastInferenceNetwork"
+    fast = fast_paths[0]
+    assert fast.chosen == choose_runtime(parser["runtime"], parser["precision"], "cpu")
+    assert not isinstance(fast.network, torch.jit.ScriptModule)  # rebuilt from network_def: exportable
 
 
 def run_bundle_inference(
@@ -525,7 +541,7 @@ def canonical_labels() -> list[str]:
 
 
 @pytest.mark.parametrize("bundle", bundles_of("volume_segmentation"))
-def test_volume_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle, caplog):
+def test_volume_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle, fast_paths):
     """A BraTS case folder (4 files) and the same case as one 4D file: label map and whole-tumour mask on the
     input's grid and affine, equal to the bundle's own inference (whose codes are the input layout's), on the
     bundle's fast path."""
@@ -534,9 +550,8 @@ def test_volume_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle,
     model_pt, model_ts = exported(bundle)
     case = brats_case(tmp_path / "data", bundle)
     source = nib.load(modality_file(case, "flair"))
-    with caplog.at_level(logging.INFO, logger="common.engines.fast_inference"):
-        out = run_app(sdk, "volume_segmentation", model_ts, bundle, case, tmp_path / "out")
-    assert_fast_path_logged(caplog, bundle)
+    out = run_app(sdk, "volume_segmentation", model_ts, bundle, case, tmp_path / "out")
+    assert_on_the_fast_path(fast_paths, bundle)
     ref = run_bundle_inference(bundle, model_pt, tmp_path / "data", tmp_path / "ref")
     labels = {}
     for postfix, ref_postfix in (("seg", "seg"), ("wt_mask", "wt")):
@@ -799,16 +814,16 @@ def stroke_calibration_batch(folder: Path, bundle: str):
 
 @pytest.mark.parametrize("bundle", bundles_of("lesion_segmentation"))
 @pytest.mark.parametrize("adapter", ["atlas", "ncct"])
-def test_lesion_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle, adapter, caplog):
+def test_lesion_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle, adapter, fast_paths):
     """An ATLAS (MRI) or NCCT (CT) folder: one mask per scan (the masks beside the images are not cases), on
     the scan's grid and affine, equal to the bundle's own inference with the same data set's scaling."""
     from common.data import get_adapter
 
     model_pt, model_ts = exported(bundle)
     root = stroke_phantoms(tmp_path / "data", bundle, adapter)
-    with caplog.at_level(logging.INFO, logger="common.engines.fast_inference"):
-        out = run_app(sdk, "lesion_segmentation", model_ts, bundle, root, tmp_path / "out")
-    assert_fast_path_logged(caplog, bundle)
+    out = run_app(sdk, "lesion_segmentation", model_ts, bundle, root, tmp_path / "out")
+    assert_on_the_fast_path(fast_paths, bundle)
+    assert fast_paths[0].dynamic_shape  # the stroke bundle's inference_network#dynamic_shape
     ref = run_bundle_inference(bundle, model_pt, root, tmp_path / "ref", adapter=adapter)
     # scans cropped to their heads differ in size; one export with free sizes serves them all
     exports = [p.name for p in model_ts.parent.glob("*.onnx")]
@@ -1004,7 +1019,8 @@ def class_logit_bundle(folder: Path) -> tuple[Path, list[str]]:
 
 def test_classification_app_takes_a_class_logit_bundle(sdk, tmp_path):
     """A bundle whose pred is class logits and which has no post-processing drops in: the JSON holds the
-    softmax of the TorchScript model's logits on the pre-processed image, named by the model card."""
+    softmax of the TorchScript model's logits on the pre-processed image, named by the model card. Its
+    config names no ``runtime``: it has passed no accuracy gate, so it runs in PyTorch fp32."""
     import torch
     from monai.transforms import Resize, ScaleIntensity
 

@@ -488,6 +488,24 @@ def check_classes(params: dict[str, Any], bundle: str) -> None:
     assert params["predicted_class"] == max(probabilities, key=probabilities.get)
 
 
+def check_fast_path(served: Served, exports: int) -> str:
+    """The server ran the bundle's network on the path its ``runtime``/``precision`` choose on this CPU, with
+    ``exports`` ONNX files beside the checkpoint when that path is an ONNX runtime; returns the runtime."""
+    from monai.bundle import ConfigParser
+
+    from common.engines import choose_runtime
+
+    parser = ConfigParser()
+    parser.read_config(str(served.bundle_dir / "configs" / "inference.json"))
+    runtime, precision = choose_runtime(parser["runtime"], parser["precision"], "cpu")
+    log = served.server.log.read_text(errors="replace")
+    assert f"inference runtime {runtime}, precision {precision}" in log, served.server.tail()
+    if runtime != "torch":
+        files = sorted((served.bundle_dir / "models").glob("*.onnx"))
+        assert len(files) == exports, files
+    return runtime
+
+
 # ------------------------------------------------------------------------------------------------ tests
 
 
@@ -523,6 +541,7 @@ def test_our_app_serves_masks_and_class_probabilities(our_served: Served):
         assert label is None
     if classes:
         check_classes(params, bundle)
+    runtime = check_fast_path(served, exports=1)
 
     submit_labels(served)
     train_one_epoch(served)
@@ -531,6 +550,8 @@ def test_our_app_serves_masks_and_class_probabilities(our_served: Served):
         check_label(label, params, served, image_id)
     if classes:
         check_classes(params, bundle)
+    if runtime != "torch":  # the new checkpoint got its own export
+        check_fast_path(served, exports=2)
 
 
 def test_class_index_reads_names_and_indices():

@@ -10,7 +10,8 @@ result (:mod:`apps.deploy.operators.result`).
 
 The network runs on the bundles' fast path (:class:`common.engines.FastInferenceNetwork`), with the
 ``runtime`` and ``precision`` of the embedded ``inference`` config (``auto``: OpenVINO or ONNX Runtime on a
-CPU, fp16 autocast on a GPU; ``config_overrides`` can set them). A TorchScript module does not export to a
+CPU, fp16 autocast on a GPU; ``config_overrides`` can set them); a bundle whose config names none runs in
+PyTorch fp32 (channels-last), as it was exported. A TorchScript module does not export to a
 usable ONNX graph (its loops become ONNX loops), so the network is rebuilt from the embedded ``network_def``
 and given the TorchScript file's weights; where that fails, the TorchScript module runs in PyTorch. The
 exported ONNX is cached beside the model file (the temporary folder where that is read-only).
@@ -171,7 +172,8 @@ class BundleInferenceOperator(MonaiBundleInferenceOperator):
 
     def _fast_network(self, scripted: torch.nn.Module) -> FastInferenceNetwork:
         """``scripted``'s weights in the eager ``network_def`` on the fast path (see the module docstring)."""
-        runtime, precision = self._config_value("runtime", "auto"), self._config_value("precision", "auto")
+        # a bundle that names no runtime passed no accuracy gate of ours: PyTorch fp32, as it was exported
+        runtime, precision = self._config_value("runtime", "torch"), self._config_value("precision", "fp32")
         try:
             network = self._parser.get_parsed_content("network_def", instantiate=True)
             network.load_state_dict(scripted.state_dict())

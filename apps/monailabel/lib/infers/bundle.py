@@ -115,8 +115,9 @@ class BundleOutputsInfer(BundleInferTask):
         if fast is None or fast.network is not network:
             fast = FastInferenceNetwork(
                 network,
-                runtime=self._config_value("runtime", "auto"),
-                precision=self._config_value("precision", "auto"),
+                # a bundle that names no runtime passed no accuracy gate of ours: PyTorch fp32
+                runtime=self._config_value("runtime", "torch"),
+                precision=self._config_value("precision", "fp32"),
                 cache_dir=os.path.dirname(self.path[0]) if self.path else None,
                 dynamic_shape=bool(self._config_value("inference_network#dynamic_shape", False)),
             )
