@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import torch
-from ignite.engine import Engine, Events
-from monai.data import MetaTensor
+from .csv_rows import CsvRowWriter
 
-from common.data.atomic import atomic_write_text
+__all__ = ["ClassProbabilityWriter"]
 
 
-class ClassProbabilityWriter:
+class ClassProbabilityWriter(CsvRowWriter):
     """Collect ``item[pred_key]`` (a probability vector) per decollated output item; write a CSV at the end.
 
     Columns: ``file, predicted_class, p_<class>...``. The file name is taken from the meta data of
@@ -35,35 +31,16 @@ class ClassProbabilityWriter:
         pred_key: str = "pred_cls",
         image_key: str = "image",
     ):
-        self.csv_path = Path(csv_path)
+        super().__init__(csv_path, image_key)
         self.class_names = list(class_names)
         self.pred_key = pred_key
-        self.image_key = image_key
-        self.rows: list[list] = []
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self.reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
-        engine.add_event_handler(Events.COMPLETED, self.write)
+    def header(self) -> list[str]:
+        return ["file", "predicted_class", *(f"p_{name}" for name in self.class_names)]
 
-    def reset(self, engine: Engine | None = None) -> None:
-        self.rows = []
-
-    def collect(self, engine: Engine) -> None:
-        for item in engine.state.output:
-            probs = torch.as_tensor(item[self.pred_key]).detach().float().cpu().reshape(-1)
-            if probs.numel() != len(self.class_names):
-                raise ValueError(
-                    f"{self.pred_key} has {probs.numel()} values, expected {len(self.class_names)}"
-                )
-            image = item.get(self.image_key)
-            source = image.meta.get("filename_or_obj", "") if isinstance(image, MetaTensor) else ""
-            predicted = self.class_names[int(probs.argmax())]
-            self.rows.append([os.fspath(source), predicted, *(f"{p:.6f}" for p in probs.tolist())])
-
-    def write(self, engine: Engine | None = None) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["file", "predicted_class", *(f"p_{name}" for name in self.class_names)])
-        writer.writerows(self.rows)
-        atomic_write_text(self.csv_path, buffer.getvalue())
+    def row(self, item: Mapping[str, Any]) -> list[str]:
+        probs = self.vector(item, self.pred_key)
+        if probs.numel() != len(self.class_names):
+            raise ValueError(f"{self.pred_key} has {probs.numel()} values, expected {len(self.class_names)}")
+        predicted = self.class_names[int(probs.argmax())]
+        return [self.source_file(item), predicted, *(f"{p:.6f}" for p in probs.tolist())]

@@ -8,21 +8,16 @@ cells. Columns: ``file, p_present, tumour, p_secondary, source``.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
-import torch
-from ignite.engine import Engine, Events
-from monai.data import MetaTensor
-
-from common.data.atomic import atomic_write_text
+from .csv_rows import CsvRowWriter
 
 __all__ = ["TwoStageResultWriter"]
 
 
-class TwoStageResultWriter:
+class TwoStageResultWriter(CsvRowWriter):
     """Collect each decollated item's stage probabilities; write the chained CSV when the engine completes.
 
     Args:
@@ -43,43 +38,24 @@ class TwoStageResultWriter:
         threshold: float = 0.5,
         image_key: str = "image",
     ):
-        self.csv_path = Path(csv_path)
+        super().__init__(csv_path, image_key)
         self.presence_key, self.source_key = presence_key, source_key
         self.threshold = float(threshold)
-        self.image_key = image_key
-        self.rows: list[list[str]] = []
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self.reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
-        engine.add_event_handler(Events.COMPLETED, self.write)
+    def header(self) -> tuple[str, ...]:
+        return self.COLUMNS
 
-    def reset(self, engine: Engine | None = None) -> None:
-        self.rows = []
-
-    def row(self, item: dict) -> list[str]:
+    def row(self, item: Mapping[str, Any]) -> list[str]:
         """One CSV row from one item's probabilities."""
-        presence = torch.as_tensor(item[self.presence_key]).detach().float().cpu().reshape(-1)
-        source = torch.as_tensor(item[self.source_key]).detach().float().cpu().reshape(-1)
+        presence, source = self.vector(item, self.presence_key), self.vector(item, self.source_key)
         if presence.numel() != 2 or source.numel() != 2:
             raise ValueError(
                 f"expected two probabilities per stage, got {presence.numel()} and {source.numel()}"
             )
-        image = item.get(self.image_key)
-        name = image.meta.get("filename_or_obj", "") if isinstance(image, MetaTensor) else ""
+        name = self.source_file(item)
         p_present = float(presence[1])
         if p_present < self.threshold:
-            return [os.fspath(name), f"{p_present:.6f}", "no", "", ""]
+            return [name, f"{p_present:.6f}", "no", "", ""]
         p_secondary = float(source[1])
         kind = "secondary" if p_secondary >= 0.5 else "primary"
-        return [os.fspath(name), f"{p_present:.6f}", "yes", f"{p_secondary:.6f}", kind]
-
-    def collect(self, engine: Engine) -> None:
-        self.rows.extend(self.row(item) for item in engine.state.output)
-
-    def write(self, engine: Engine | None = None) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(self.COLUMNS)
-        writer.writerows(self.rows)
-        atomic_write_text(self.csv_path, buffer.getvalue())
+        return [name, f"{p_present:.6f}", "yes", f"{p_secondary:.6f}", kind]
