@@ -3,8 +3,10 @@
 On a CPU the fast path (OpenVINO, ONNX Runtime) is compute-bound from a few items per call on: measured on a
 2-core AVX-512 BF16 CPU (``docs/performance.md``, 2026-12-04), the time per item at batch 4 was within 2-4 %
 of batch 16-64 for the BraTS slices, the stroke slices and the MS windows, while the runtime's memory grew
-with every item (BraTS: 0.66 GiB at 4 slices per call, 1.50 GiB at 64). A GPU needs large batches to be
-kept busy and has the memory for them. The bundles' ``inference.json`` therefore say::
+with every item (BraTS: 0.66 GiB at 4 slices per call, 1.50 GiB at 64). Eager PyTorch fp32 was even
+faster per item with small batches (BraTS 71.7 ms a slice at 4 per call, 115.1 ms at 64: a small batch's
+activations stay in cache). A GPU needs large batches to be kept busy and has the memory for them. The
+bundles' ``inference.json`` (and the validation of their ``train.json``) therefore say::
 
     "sw_batch_size": "$common.engines.batch_size_for(@device, cpu=4, gpu=64)"
 
