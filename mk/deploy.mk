@@ -20,6 +20,8 @@ DEPLOY_APP ?= volume_segmentation
 DEPLOY_MODEL ?= bundles/attention_r2unet_brats_segmentation/models/model.ts
 DEPLOY_TAG ?= $(subst _,-,$(DEPLOY_APP)):0.1.0
 DEPLOY_LIB := build/deploy_lib
+# the model and its ONNX export, made ahead so that the container does not export at every start
+DEPLOY_MODELS := build/deploy_model
 
 .PHONY: deploy-env test-deploy deploy-package
 
@@ -50,6 +52,8 @@ deploy-package: $(DEPLOY_STAMP)
 	rm -rf $(DEPLOY_LIB) && mkdir -p $(DEPLOY_LIB)
 	cp -r common apps $(DEPLOY_LIB)/
 	find $(DEPLOY_LIB) -name __pycache__ -prune -exec rm -rf {} +
+	rm -rf $(DEPLOY_MODELS) && mkdir -p $(DEPLOY_MODELS) && cp $(DEPLOY_MODEL) $(DEPLOY_MODELS)/model.ts
+	$(DEPLOY_PY) -m apps.deploy.export_onnx $(DEPLOY_MODELS)/model.ts
 	$(DEPLOY_VENV)/bin/monai-deploy package apps/deploy/$(DEPLOY_APP) \
-		--config apps/deploy/$(DEPLOY_APP)/app.yaml --models $(DEPLOY_MODEL) --add $(DEPLOY_LIB) \
+		--config apps/deploy/$(DEPLOY_APP)/app.yaml --models $(DEPLOY_MODELS) --add $(DEPLOY_LIB) \
 		--platform x86_64 --tag $(DEPLOY_TAG) -l DEBUG

@@ -579,6 +579,36 @@ def test_volume_app_on_nifti_matches_the_bundle(sdk, exported, tmp_path, bundle,
 
 
 @pytest.mark.parametrize("bundle", bundles_of("volume_segmentation"))
+def test_onnx_exported_ahead_is_what_the_app_uses(sdk, exported, tmp_path, bundle, capsys):
+    """``python -m apps.deploy.export_onnx`` writes the file the app then finds beside the model and reuses,
+    in a MAP's layout (``models/<name>/``, which the SDK no longer resolves once it holds two files): the app
+    writes no second file."""
+    import shutil
+
+    from apps.deploy.export_onnx import main
+
+    _, model_ts = exported(bundle)
+    folder = tmp_path / "models" / "brats"
+    folder.mkdir(parents=True)
+    shutil.copy(model_ts, folder / "model.ts")
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(config_files(bundle))
+    channels = model_card(bundle)["network_data_format"]["inputs"]["image"]["num_channels"]
+    shape = [str(s) for s in (channels, *parser["slice_size"])]  # the smoke configs' slices, not the card's
+    argv = [str(folder / "model.ts"), "--config-names", *config_names(bundle), "--input-shape", *shape]
+    assert main(argv) == 0
+    (onnx,) = folder.glob("*.onnx")
+    assert capsys.readouterr().out.strip() == str(onnx)
+    stamp = onnx.stat().st_mtime_ns
+    case = brats_case(tmp_path / "data", bundle)
+    out = run_app(sdk, "volume_segmentation", tmp_path / "models", bundle, case, tmp_path / "out")
+    assert (out / f"{case.name}_seg.nii.gz").is_file()
+    assert list(folder.glob("*.onnx")) == [onnx] and onnx.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("bundle", bundles_of("volume_segmentation"))
 def test_volume_app_on_four_dicom_series(sdk, exported, tmp_path, bundle):
     """Four MR series of one study, written out of channel order and told apart by Series Description: the
     label map equals the NIfTI run's on the same affine; the SEG has 3 segments x slices frames and

@@ -81,6 +81,36 @@ def _data_format_cause(err: BaseException) -> DataFormatError | None:
     return None
 
 
+def fast_network(
+    scripted: torch.nn.Module,
+    parser: Any,
+    device: torch.device | str,
+    cache_dir: str | Path | None,
+    overrides: Mapping[str, Any] | None = None,
+) -> FastInferenceNetwork:
+    """``scripted``'s weights in the eager ``network_def`` of ``parser`` (the configs embedded in the model),
+    on the fast path with the config's ``runtime``, ``precision`` and ``inference_network#dynamic_shape``
+    (``overrides`` first); see the module docstring. :mod:`apps.deploy.export_onnx` makes the same network."""
+    overrides = dict(overrides or {})
+
+    def value(key: str, default: Any) -> Any:
+        if key in overrides:
+            return overrides[key]
+        return parser.get_parsed_content(key) if key in parser else default
+
+    # a bundle that names no runtime passed no accuracy gate of ours: PyTorch fp32, as it was exported
+    runtime, precision = value("runtime", "torch"), value("precision", "fp32")
+    try:
+        network = parser.get_parsed_content("network_def", instantiate=True)
+        network.load_state_dict(scripted.state_dict())
+        network = network.to(device).eval()
+    except Exception as err:  # a bundle whose network cannot be rebuilt here still runs, in PyTorch
+        logger.warning("TorchScript module run in PyTorch (its network_def: %s)", err)
+        network, runtime = scripted, "torch"
+    dynamic = bool(value("inference_network#dynamic_shape", False))
+    return FastInferenceNetwork(network, runtime, precision, cache_dir=cache_dir, dynamic_shape=dynamic)
+
+
 class BundleInferenceOperator(MonaiBundleInferenceOperator):
     """Runs a bundle's exported TorchScript model (configs embedded) on an :class:`Image`; emits the result.
 
@@ -146,12 +176,14 @@ class BundleInferenceOperator(MonaiBundleInferenceOperator):
         if self._network_ready:
             return
         model = self.app_context.models.get(self._model_name) if self.app_context.models else None
-        if model:
+        # the SDK resolves a TorchScript file; a model folder holding the ONNX export beside model.ts is more
+        # than the SDK's "one file per model" and comes back unresolved: then bundle_path (the one .ts in it)
+        if model and Path(model.path).is_file():
             if not self._init_completed:
                 self.bundle_path = Path(model.path)
                 self._init_config(self._bundle_config_names.config_names)
                 self._init_completed = True
-            scripted = getattr(model, "predictor", model)  # the SDK's TorchScriptModel loads it on demand
+            scripted = model.predictor  # the SDK's TorchScriptModel loads it on first access
         elif self.bundle_path and Path(self.bundle_path).is_file():
             if not self._init_completed:
                 self._init_config(self._bundle_config_names.config_names)
@@ -162,28 +194,10 @@ class BundleInferenceOperator(MonaiBundleInferenceOperator):
                 f"no model: pass the bundle's exported model.ts with -m (or HOLOSCAN_MODEL_PATH); got "
                 f"{self.app_context.model_path!r}"
             )
-        self._model_network = self._fast_network(scripted)
+        folder = Path(self.bundle_path).parent if self.bundle_path else None  # where the ONNX export goes
+        overrides = self._config_overrides
+        self._model_network = fast_network(scripted, self._parser, self._device, folder, overrides)
         self._network_ready = True
-
-    def _config_value(self, key: str, default: Any) -> Any:
-        if key in self._config_overrides:
-            return self._config_overrides[key]
-        return self._parser.get_parsed_content(key) if key in self._parser else default
-
-    def _fast_network(self, scripted: torch.nn.Module) -> FastInferenceNetwork:
-        """``scripted``'s weights in the eager ``network_def`` on the fast path (see the module docstring)."""
-        # a bundle that names no runtime passed no accuracy gate of ours: PyTorch fp32, as it was exported
-        runtime, precision = self._config_value("runtime", "torch"), self._config_value("precision", "fp32")
-        try:
-            network = self._parser.get_parsed_content("network_def", instantiate=True)
-            network.load_state_dict(scripted.state_dict())
-            network = network.to(self._device).eval()
-        except Exception as err:  # a bundle whose network cannot be rebuilt here still runs, in PyTorch
-            logger.warning("%s: TorchScript module run in PyTorch (network_def: %s)", self.bundle_path, err)
-            network, runtime = scripted, "torch"
-        cache_dir = Path(self.bundle_path).parent if self.bundle_path else None
-        dynamic = bool(self._config_value("inference_network#dynamic_shape", False))
-        return FastInferenceNetwork(network, runtime, precision, cache_dir=cache_dir, dynamic_shape=dynamic)
 
     @property
     def model_card(self) -> dict[str, Any]:
