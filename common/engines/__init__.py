@@ -12,7 +12,7 @@ from .checkpoint import (
 )
 from .class_probabilities import ClassProbabilityWriter
 from .distributed import destroy_distributed, handlers_for_rank, init_distributed, process_device
-from .fast_inference import FastInferenceNetwork, choose_runtime, native_bf16
+from .fast_inference import FastInferenceNetwork, choose_runtime, fast_options, native_bf16
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import CaseProgress, EpochProgress
 from .two_stage_results import TwoStageResultWriter
@@ -30,6 +30,7 @@ __all__ = [
     "choose_runtime",
     "cpu_state_dict",
     "destroy_distributed",
+    "fast_options",
     "handlers_for_rank",
     "init_distributed",
     "load_network_weights",

@@ -41,6 +41,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from torch import nn
 
 from common.data.atomic import atomic_output
 
-__all__ = ["PRECISIONS", "RUNTIMES", "FastInferenceNetwork", "choose_runtime", "native_bf16"]
+__all__ = ["PRECISIONS", "RUNTIMES", "FastInferenceNetwork", "choose_runtime", "fast_options", "native_bf16"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,25 @@ def choose_runtime(runtime: str, precision: str, device: torch.device | str) -> 
     if precision == "fp16" and not gpu:
         raise ValueError("fp16 inference needs a GPU; use bf16 or fp32 on a CPU")
     return runtime, precision
+
+
+def fast_options(parser: Any, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``runtime``, ``precision`` and ``dynamic_shape`` for :class:`FastInferenceNetwork` from a bundle's
+    parsed ``inference`` config (a ``monai.bundle.ConfigParser``), ``overrides`` first: how the consumers
+    (MONAI Deploy, MONAI Label) run a bundle as its ``inference_network`` would. A config that names no
+    runtime (not one of ours) passed no accuracy gate: PyTorch fp32."""
+    overrides = dict(overrides or {})
+
+    def value(key: str, default: Any) -> Any:
+        if key in overrides:
+            return overrides[key]
+        return parser.get_parsed_content(key) if key in parser else default
+
+    return {
+        "runtime": value("runtime", "torch"),
+        "precision": value("precision", "fp32"),
+        "dynamic_shape": bool(value("inference_network#dynamic_shape", False)),
+    }
 
 
 def _weights_digest(network: nn.Module) -> str:

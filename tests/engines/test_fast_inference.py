@@ -170,3 +170,19 @@ def test_new_weights_loaded_in_place_give_a_new_export(unet, tmp_path):
         net.load_state_dict(unet.state_dict())  # in place, as a checkpoint loader does
         torch.testing.assert_close(fast(x), unet(x), rtol=1e-4, atol=1e-4)
     assert len(list(tmp_path.glob("*.onnx"))) == 2
+
+
+def test_fast_options_read_a_bundle_config_with_overrides_first():
+    from pathlib import Path
+
+    from monai.bundle import ConfigParser
+
+    from common.engines import fast_options
+
+    bundles = Path(__file__).resolve().parents[2] / "bundles"
+    parser = ConfigParser()
+    parser.read_config(str(bundles / "unetpp_edge_stroke_lesion_segmentation" / "configs" / "inference.json"))
+    assert fast_options(parser) == {"runtime": "auto", "precision": "fp32", "dynamic_shape": True}
+    assert fast_options(parser, {"runtime": "onnxruntime"})["runtime"] == "onnxruntime"
+    foreign = ConfigParser({"network_def": {"_target_": "torch.nn.Identity"}})  # names no runtime: no gate
+    assert fast_options(foreign) == {"runtime": "torch", "precision": "fp32", "dynamic_shape": False}

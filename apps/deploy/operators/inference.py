@@ -39,7 +39,7 @@ from monai.utils import ensure_tuple
 from apps.deploy.operators.inputs import IMAGE
 from apps.deploy.operators.result import RESULT
 from common.data.errors import DataFormatError
-from common.engines import FastInferenceNetwork
+from common.engines import FastInferenceNetwork, fast_options
 
 logger = logging.getLogger(__name__)
 
@@ -91,24 +91,15 @@ def fast_network(
     """``scripted``'s weights in the eager ``network_def`` of ``parser`` (the configs embedded in the model),
     on the fast path with the config's ``runtime``, ``precision`` and ``inference_network#dynamic_shape``
     (``overrides`` first); see the module docstring. :mod:`apps.deploy.export_onnx` makes the same network."""
-    overrides = dict(overrides or {})
-
-    def value(key: str, default: Any) -> Any:
-        if key in overrides:
-            return overrides[key]
-        return parser.get_parsed_content(key) if key in parser else default
-
-    # a bundle that names no runtime passed no accuracy gate of ours: PyTorch fp32, as it was exported
-    runtime, precision = value("runtime", "torch"), value("precision", "fp32")
+    options = fast_options(parser, overrides)
     try:
         network = parser.get_parsed_content("network_def", instantiate=True)
         network.load_state_dict(scripted.state_dict())
         network = network.to(device).eval()
     except Exception as err:  # a bundle whose network cannot be rebuilt here still runs, in PyTorch
         logger.warning("TorchScript module run in PyTorch (its network_def: %s)", err)
-        network, runtime = scripted, "torch"
-    dynamic = bool(value("inference_network#dynamic_shape", False))
-    return FastInferenceNetwork(network, runtime, precision, cache_dir=cache_dir, dynamic_shape=dynamic)
+        network, options["runtime"] = scripted, "torch"
+    return FastInferenceNetwork(network, cache_dir=cache_dir, **options)
 
 
 class BundleInferenceOperator(MonaiBundleInferenceOperator):

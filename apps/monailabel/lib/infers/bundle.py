@@ -39,7 +39,7 @@ from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.transform.post import Restored
 from monailabel.transform.writer import Writer
 
-from common.engines import FastInferenceNetwork
+from common.engines import FastInferenceNetwork, fast_options
 from lib.bundle_outputs import BundleOutputs
 
 logger = logging.getLogger(__name__)
@@ -103,9 +103,6 @@ class BundleOutputsInfer(BundleInferTask):
             return
         self.labels = self._mask_labels()
 
-    def _config_value(self, key: str, default: Any) -> Any:
-        return self.bundle_config.get_parsed_content(key) if key in self.bundle_config else default
-
     def _get_network(self, device, data):
         """MONAI Label's network (reloaded when the checkpoint changes) wrapped for the fast path."""
         network = super()._get_network(device, data)
@@ -113,14 +110,8 @@ class BundleOutputsInfer(BundleInferTask):
             return None
         fast = self._fast_networks.get(device)
         if fast is None or fast.network is not network:
-            fast = FastInferenceNetwork(
-                network,
-                # a bundle that names no runtime passed no accuracy gate of ours: PyTorch fp32
-                runtime=self._config_value("runtime", "torch"),
-                precision=self._config_value("precision", "fp32"),
-                cache_dir=os.path.dirname(self.path[0]) if self.path else None,
-                dynamic_shape=bool(self._config_value("inference_network#dynamic_shape", False)),
-            )
+            cache_dir = os.path.dirname(self.path[0]) if self.path else None
+            fast = FastInferenceNetwork(network, cache_dir=cache_dir, **fast_options(self.bundle_config))
             self._fast_networks[device] = fast
         return fast
 
